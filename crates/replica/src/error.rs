@@ -1,0 +1,147 @@
+//! The engine's one error type. Each variant tells the caller what it can do about it.
+
+use std::time::Duration;
+
+/// Errors of the replica engine.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The replica URL or an option is wrong. Fix the configuration; retrying will not help.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+
+    /// The replica holds no LTX files, so there is no database to read yet.
+    #[error("replica {url} is empty: no LTX files were found under it. Start `litestream replicate` for this database first, or check the path in the URL")]
+    Empty {
+        /// The replica URL, without credentials.
+        url: String,
+    },
+
+    /// Object storage refused the credentials or the permission. Fix credentials or bucket policy.
+    #[error("access denied by object storage for {what}: {detail}. Check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (or LITESTREAM_ACCESS_KEY_ID/LITESTREAM_SECRET_ACCESS_KEY) and the bucket policy")]
+    Access {
+        /// What was being accessed (bucket, key).
+        what: String,
+        /// What the store said.
+        detail: String,
+    },
+
+    /// The bucket or container does not exist. Create it or fix the URL.
+    #[error("bucket or container not found for {what}: {detail}")]
+    NoBucket {
+        /// What was being accessed.
+        what: String,
+        /// What the store said.
+        detail: String,
+    },
+
+    /// The store could not be reached or failed transiently. Retrying later may succeed.
+    #[error(
+        "object storage unavailable during {op} {key} (after retries for {elapsed:?}): {detail}"
+    )]
+    Unavailable {
+        /// The operation: list, get, put, …
+        op: &'static str,
+        /// The object key or prefix.
+        key: String,
+        /// How long was spent retrying.
+        elapsed: Duration,
+        /// What went wrong.
+        detail: String,
+    },
+
+    /// An object named by the index or the plan no longer exists (deleted by retention or by hand).
+    #[error("object {key} was not found in the replica")]
+    NotFound {
+        /// The missing key.
+        key: String,
+    },
+
+    /// An LTX file failed validation. The replica is damaged at this key; nothing from it is served.
+    #[error("corrupt LTX file {key}: {source}")]
+    Corrupt {
+        /// The key of the bad object.
+        key: String,
+        /// What check failed.
+        #[source]
+        source: ltx::Error,
+    },
+
+    /// The replica's files do not form a consistent history (gap in TXIDs, header disagrees with
+    /// its name, mixed page sizes). Nothing past the inconsistency is served.
+    #[error("inconsistent replica: {0}")]
+    Inconsistent(String),
+
+    /// A time-travel target (time or TXID) cannot be reached with the files that exist.
+    #[error("{0}")]
+    TargetUnavailable(String),
+
+    /// A time-travel value could not be parsed.
+    #[error("invalid value {value:?}: {reason}")]
+    InvalidTarget {
+        /// The text given.
+        value: String,
+        /// Why it was refused.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// True when retrying the same call later may succeed (network trouble, throttling).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Error::Unavailable { .. })
+    }
+
+    /// Classifies an `object_store` error for operation `op` on `key`.
+    pub(crate) fn from_store(
+        op: &'static str,
+        key: &str,
+        elapsed: Duration,
+        err: object_store::Error,
+    ) -> Error {
+        use object_store::Error as E;
+        let detail = err.to_string();
+        match err {
+            E::NotFound { .. } => {
+                if detail.contains("NoSuchBucket") || detail.contains("ContainerNotFound") {
+                    Error::NoBucket {
+                        what: key.to_string(),
+                        detail,
+                    }
+                } else {
+                    Error::NotFound {
+                        key: key.to_string(),
+                    }
+                }
+            }
+            E::PermissionDenied { .. } | E::Unauthenticated { .. } => Error::Access {
+                what: key.to_string(),
+                detail,
+            },
+            _ if detail.contains("NoSuchBucket") || detail.contains("ContainerNotFound") => {
+                Error::NoBucket {
+                    what: key.to_string(),
+                    detail,
+                }
+            }
+            _ if detail.contains("AccessDenied")
+                || detail.contains("InvalidAccessKeyId")
+                || detail.contains("SignatureDoesNotMatch")
+                || detail.contains("403 Forbidden") =>
+            {
+                Error::Access {
+                    what: key.to_string(),
+                    detail,
+                }
+            }
+            _ => Error::Unavailable {
+                op,
+                key: key.to_string(),
+                elapsed,
+                detail,
+            },
+        }
+    }
+}
+
+/// The engine's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,25 @@
+//! The replica engine: reads a Litestream replica on object storage.
+//!
+//! Layers, bottom up: [`location`] (URL → store), [`layout`] (keys), [`plan`] (restore plans),
+//! [`meta`] (per-file header + page index), [`version`] (where every page lives at one TXID),
+//! [`replica`] (catalog, shared page cache, poller). Nothing here knows SQLite.
+
+pub mod error;
+pub mod layout;
+pub mod location;
+pub mod meta;
+pub mod plan;
+pub mod remote;
+pub mod replica;
+pub mod runtime;
+pub mod stats;
+pub mod target;
+pub mod version;
+
+pub use error::{Error, Result};
+pub use replica::{
+    open, ReadAhead, Replica, ReplicaOptions, Session, DEFAULT_CACHE_SIZE, DEFAULT_POLL_INTERVAL,
+};
+pub use stats::StatsSnapshot;
+pub use target::{parse_time, parse_txid, Target};
+pub use version::Version;

@@ -1,0 +1,349 @@
+//! Turns a Litestream replica URL into an `object_store` client and a key prefix.
+//!
+//! The URL forms are Litestream's own, so the same `LITESTREAM_REPLICA_URL` works for the Go VFS
+//! and for us: `file:///dir`, `s3://bucket/path?endpoint=&region=&force-path-style=`,
+//! `gs://bucket/path`, `abs://account@container/path`. Credentials come from the environment,
+//! never from the URL, and never appear in messages.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use object_store::aws::AmazonS3Builder;
+use object_store::azure::MicrosoftAzureBuilder;
+use object_store::gcp::GoogleCloudStorageBuilder;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{BackoffConfig, Certificate, ClientOptions, ObjectStore, RetryConfig};
+
+use crate::error::{Error, Result};
+
+/// A connected replica location.
+#[derive(Clone, Debug)]
+pub struct Location {
+    /// The store client.
+    pub store: Arc<dyn ObjectStore>,
+    /// Prefix of the database's files inside the store.
+    pub root: Path,
+    /// The URL as shown in messages: no credentials.
+    pub display: String,
+}
+
+/// Environment lookup, injectable so tests need not touch the process environment.
+pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// Reads the process environment.
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// Connects to the replica named by `url`. No request is sent here.
+pub fn connect(url: &str, env: Env<'_>) -> Result<Location> {
+    let url = url.trim();
+    if url.is_empty() {
+        return Err(Error::Config(
+            "no replica URL: set LITESTREAM_REPLICA_URL or the `replica_url` URI parameter, e.g. s3://bucket/path or file:///var/lib/replica".into(),
+        ));
+    }
+    if url.starts_with('/') {
+        return local(url, url);
+    }
+    let parsed = url::Url::parse(url).map_err(|e| {
+        Error::Config(format!(
+            "cannot parse replica URL {:?}: {e}; expected a form like s3://bucket/path or file:///path",
+            redact(url)
+        ))
+    })?;
+    let display = redact(url);
+    let path = parsed.path().trim_matches('/').to_string();
+    let query = |keys: &[&str]| {
+        parsed
+            .query_pairs()
+            .find(|(k, _)| keys.contains(&k.as_ref()))
+            .map(|(_, v)| v.into_owned())
+    };
+    match parsed.scheme() {
+        "file" => {
+            if parsed
+                .host_str()
+                .is_some_and(|h| !h.is_empty() && h != "localhost")
+            {
+                return Err(Error::Config(format!(
+                    "file URL {display} names host {:?}; use file:///absolute/path",
+                    parsed.host_str().unwrap_or_default()
+                )));
+            }
+            local(parsed.path(), &display)
+        }
+        "s3" => {
+            let bucket = bucket(&parsed, &display)?;
+            let endpoint = query(&["endpoint"]).or_else(|| env("LITESTREAM_S3_ENDPOINT"));
+            let region = query(&["region"])
+                .or_else(|| env("AWS_REGION"))
+                .or_else(|| env("AWS_DEFAULT_REGION"))
+                .unwrap_or_else(|| "us-east-1".into());
+            let force_path_style = query(&["force-path-style", "forcePathStyle"])
+                .map(|v| parse_bool(&v, "force-path-style"))
+                .transpose()?;
+            let skip_verify = query(&["skip-verify", "skipVerify"])
+                .map(|v| parse_bool(&v, "skip-verify"))
+                .transpose()?
+                .unwrap_or(false);
+            let key_id = env("LITESTREAM_ACCESS_KEY_ID").or_else(|| env("AWS_ACCESS_KEY_ID"));
+            let secret =
+                env("LITESTREAM_SECRET_ACCESS_KEY").or_else(|| env("AWS_SECRET_ACCESS_KEY"));
+            let mut b = AmazonS3Builder::new()
+                .with_bucket_name(&bucket)
+                .with_region(region)
+                .with_client_options(client_options(env, skip_verify)?)
+                .with_retry(retry_config());
+            match (key_id, secret) {
+                (Some(k), Some(s)) => {
+                    b = b.with_access_key_id(k).with_secret_access_key(s);
+                    if let Some(t) = env("AWS_SESSION_TOKEN") {
+                        b = b.with_token(t);
+                    }
+                }
+                (None, None) if endpoint.is_none() => {
+                    // Real AWS: let the standard provider chain (web identity, container, instance
+                    // metadata) find credentials, as the AWS SDK in the Go tools does.
+                    b = AmazonS3Builder::from_env()
+                        .with_bucket_name(&bucket)
+                        .with_client_options(client_options(env, skip_verify)?)
+                        .with_retry(retry_config());
+                }
+                (k, _) => {
+                    // With an explicit endpoint there is no metadata service to ask, and probing
+                    // one would hang or reach outside the configured network.
+                    let missing = if k.is_none() {
+                        "AWS_ACCESS_KEY_ID"
+                    } else {
+                        "AWS_SECRET_ACCESS_KEY"
+                    };
+                    return Err(Error::Config(format!(
+                        "missing S3 credentials for {display}: set {missing} (or LITESTREAM_{})",
+                        missing.trim_start_matches("AWS_")
+                    )));
+                }
+            }
+            if let Some(ep) = endpoint {
+                b = b
+                    .with_endpoint(&ep)
+                    .with_allow_http(ep.starts_with("http://"))
+                    .with_virtual_hosted_style_request(force_path_style == Some(false));
+            }
+            let store = b
+                .build()
+                .map_err(|e| Error::Config(format!("{display}: {e}")))?;
+            Ok(Location {
+                store: Arc::new(store),
+                root: Path::from(path),
+                display,
+            })
+        }
+        "gs" => {
+            let bucket = bucket(&parsed, &display)?;
+            let store = GoogleCloudStorageBuilder::from_env()
+                .with_bucket_name(bucket)
+                .with_client_options(client_options(env, false)?)
+                .with_retry(retry_config())
+                .build()
+                .map_err(|e| Error::Config(format!("{display}: {e}")))?;
+            Ok(Location {
+                store: Arc::new(store),
+                root: Path::from(path),
+                display,
+            })
+        }
+        "abs" => {
+            let container = bucket(&parsed, &display)?;
+            let mut b = MicrosoftAzureBuilder::from_env()
+                .with_container_name(container)
+                .with_client_options(client_options(env, false)?)
+                .with_retry(retry_config());
+            let account = match parsed.username() {
+                "" => env("LITESTREAM_AZURE_ACCOUNT_NAME")
+                    .or_else(|| env("AZURE_STORAGE_ACCOUNT_NAME")),
+                a => Some(a.to_string()),
+            };
+            if let Some(a) = account {
+                b = b.with_account(a);
+            }
+            if let Some(k) =
+                env("LITESTREAM_AZURE_ACCOUNT_KEY").or_else(|| env("AZURE_STORAGE_ACCOUNT_KEY"))
+            {
+                b = b.with_access_key(k);
+            }
+            let store = b
+                .build()
+                .map_err(|e| Error::Config(format!("{display}: {e}")))?;
+            Ok(Location {
+                store: Arc::new(store),
+                root: Path::from(path),
+                display,
+            })
+        }
+        other => Err(Error::Config(format!(
+            "unsupported replica URL scheme {other:?} in {display}: supported are file, s3, gs, abs"
+        ))),
+    }
+}
+
+fn local(dir: &str, display: &str) -> Result<Location> {
+    let dir = std::path::Path::new(dir);
+    if !dir.is_absolute() {
+        return Err(Error::Config(format!(
+            "file replica path must be absolute: {display}"
+        )));
+    }
+    if !dir.is_dir() {
+        return Err(Error::Empty {
+            url: display.to_string(),
+        });
+    }
+    let store = LocalFileSystem::new_with_prefix(dir)
+        .map_err(|e| Error::Config(format!("{display}: {e}")))?;
+    Ok(Location {
+        store: Arc::new(store),
+        root: Path::default(),
+        display: display.to_string(),
+    })
+}
+
+fn bucket(url: &url::Url, display: &str) -> Result<String> {
+    match url.host_str() {
+        Some(h) if !h.is_empty() => Ok(h.to_string()),
+        _ => Err(Error::Config(format!(
+            "replica URL {display} has no bucket name"
+        ))),
+    }
+}
+
+fn parse_bool(v: &str, what: &str) -> Result<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(Error::Config(format!(
+            "{what} must be true or false, not {v:?}"
+        ))),
+    }
+}
+
+/// Timeouts short enough that a dead endpoint fails an open within seconds; the page-read path
+/// has its own retry budget on top (see `RetryConfig`).
+fn client_options(env: Env<'_>, skip_verify: bool) -> Result<ClientOptions> {
+    let mut o = ClientOptions::new()
+        .with_connect_timeout(Duration::from_secs(5))
+        .with_timeout(Duration::from_secs(60))
+        .with_pool_idle_timeout(Duration::from_secs(60));
+    if skip_verify {
+        o = o.with_allow_invalid_certificates(true);
+    }
+    if let Some(bundle) = env("AWS_CA_BUNDLE") {
+        let pem = std::fs::read(&bundle)
+            .map_err(|e| Error::Config(format!("cannot read AWS_CA_BUNDLE {bundle}: {e}")))?;
+        let certs = Certificate::from_pem_bundle(&pem)
+            .map_err(|e| Error::Config(format!("AWS_CA_BUNDLE {bundle}: {e}")))?;
+        if certs.is_empty() {
+            return Err(Error::Config(format!(
+                "AWS_CA_BUNDLE {bundle} holds no certificate"
+            )));
+        }
+        for c in certs {
+            o = o.with_root_certificate(c);
+        }
+    }
+    Ok(o)
+}
+
+/// object_store's default budget is 10 retries within 180 s: far too long to block a page read.
+fn retry_config() -> RetryConfig {
+    RetryConfig {
+        backoff: BackoffConfig {
+            init_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_secs(1),
+            base: 2.0,
+        },
+        max_retries: 4,
+        retry_timeout: Duration::from_secs(8),
+    }
+}
+
+/// The URL with any user-info password removed, for messages and logs.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("REDACTED"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn s3_url_with_endpoint_and_credentials() {
+        let env = env_of(&[
+            ("AWS_ACCESS_KEY_ID", "AKID"),
+            ("AWS_SECRET_ACCESS_KEY", "SECRETXYZ"),
+        ]);
+        let loc = connect(
+            "s3://bucket/db/app?endpoint=http://127.0.0.1:9000&region=us-east-1&force-path-style=true",
+            &env,
+        )
+        .unwrap();
+        assert_eq!(loc.root.as_ref(), "db/app");
+        assert!(!format!("{:?}", loc.display).contains("SECRETXYZ"));
+    }
+
+    #[test]
+    fn explicit_endpoint_without_credentials_is_refused() {
+        let env = env_of(&[]);
+        let err = connect("s3://bucket/db?endpoint=http://127.0.0.1:9", &env).unwrap_err();
+        assert!(err.to_string().contains("AWS_ACCESS_KEY_ID"), "{err}");
+        let env = env_of(&[("LITESTREAM_ACCESS_KEY_ID", "k")]);
+        let err = connect("s3://bucket/db?endpoint=http://127.0.0.1:9", &env).unwrap_err();
+        assert!(err.to_string().contains("AWS_SECRET_ACCESS_KEY"), "{err}");
+    }
+
+    #[test]
+    fn bad_urls_say_what_is_wrong() {
+        let env = env_of(&[]);
+        for (url, needle) in [
+            ("", "no replica URL"),
+            ("sftp://host/path", "unsupported replica URL scheme"),
+            ("not a url", "cannot parse"),
+            ("s3:///path", "no bucket"),
+            ("file://otherhost/x", "names host"),
+            (
+                "s3://b/p?endpoint=http://x&force-path-style=maybe",
+                "true or false",
+            ),
+        ] {
+            let err = connect(url, &env).unwrap_err();
+            assert!(err.to_string().contains(needle), "{url}: {err}");
+        }
+    }
+
+    #[test]
+    fn missing_local_dir_is_empty_replica() {
+        let err = connect("file:///nonexistent/litestream/replica", &env_of(&[])).unwrap_err();
+        assert!(matches!(err, Error::Empty { .. }), "{err}");
+    }
+
+    #[test]
+    fn redaction_hides_passwords() {
+        assert!(!redact("s3://user:hunter2@bucket/x").contains("hunter2"));
+    }
+}

@@ -1,0 +1,146 @@
+//! Per-file metadata: an LTX file's header and page index, loaded once and kept, since LTX
+//! objects are immutable.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use object_store::path::Path;
+
+use crate::error::{Error, Result};
+use crate::plan::FileInfo;
+use crate::remote::Remote;
+use crate::stats::Stats;
+
+/// Files up to this size are fetched whole: one request yields header, index and every page,
+/// and lets us verify the file checksum. Most level-0 files are this small.
+pub const WHOLE_FILE_MAX: u64 = 64 * 1024;
+
+/// Initial guess of the trailer + index size; Litestream uses the same figure.
+const SUFFIX_GUESS: u64 = 32 * 1024;
+
+/// Identity of an LTX file within a replica.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FileKey {
+    /// Level 0..=9.
+    pub level: u8,
+    /// First TXID.
+    pub min_txid: u64,
+    /// Last TXID.
+    pub max_txid: u64,
+}
+
+impl From<&FileInfo> for FileKey {
+    fn from(f: &FileInfo) -> Self {
+        FileKey {
+            level: f.level,
+            min_txid: f.min_txid,
+            max_txid: f.max_txid,
+        }
+    }
+}
+
+/// Header and page index of one LTX file.
+#[derive(Debug)]
+pub struct FileMeta {
+    /// Process-unique id: the first half of page-cache keys.
+    pub id: u64,
+    /// Level and TXID range, from the name (and checked against the header).
+    pub key: FileKey,
+    /// Object key.
+    pub path: Path,
+    /// Object size.
+    pub size: u64,
+    /// The decoded header.
+    pub header: ltx::Header,
+    /// Page frames, ascending pgno.
+    pub index: Vec<ltx::PageIndexEntry>,
+}
+
+/// A loaded file, plus its decoded pages when the whole file was fetched anyway.
+pub(crate) struct Loaded {
+    pub meta: Arc<FileMeta>,
+    pub pages: Vec<(u64, Bytes)>,
+}
+
+/// Fetches and validates the header and index of `info`, stored at `path`.
+pub(crate) async fn load(remote: &Remote, info: &FileInfo, path: Path, id: u64) -> Result<Loaded> {
+    Stats::add(&remote.stats.index_loads, 1);
+    let corrupt = |source| Error::Corrupt {
+        key: path.to_string(),
+        source,
+    };
+    let (header, index, pages) = if info.size <= WHOLE_FILE_MAX {
+        let bytes = remote.get_whole(&path).await?;
+        let file = ltx::decode_file(&bytes).map_err(corrupt)?;
+        let pages = file
+            .index
+            .iter()
+            .zip(file.pages)
+            .map(|(e, (_, data))| (e.offset, Bytes::from(data)))
+            .collect();
+        (file.header, file.index, pages)
+    } else {
+        let (head, tail) = futures::try_join!(
+            remote.get_range(&path, 0..ltx::HEADER_SIZE as u64),
+            remote.get_suffix(&path, SUFFIX_GUESS),
+        )?;
+        let header = ltx::Header::decode(&head).map_err(corrupt)?;
+        let index = match ltx::decode_page_index(info.size, &tail).map_err(corrupt)? {
+            ltx::PageIndexDecode::Complete(index) => index,
+            ltx::PageIndexDecode::NeedTail(n) => {
+                let tail = remote.get_suffix(&path, n).await?;
+                match ltx::decode_page_index(info.size, &tail).map_err(corrupt)? {
+                    ltx::PageIndexDecode::Complete(index) => index,
+                    ltx::PageIndexDecode::NeedTail(m) => return Err(Error::Inconsistent(format!(
+                        "{path}: page index still incomplete after fetching {n} bytes (wants {m})"
+                    ))),
+                }
+            }
+        };
+        (header, index, Vec::new())
+    };
+    check(&path, info, &header, &index)?;
+    let meta = FileMeta {
+        id,
+        key: FileKey::from(info),
+        path,
+        size: info.size,
+        header,
+        index,
+    };
+    Ok(Loaded {
+        meta: Arc::new(meta),
+        pages,
+    })
+}
+
+/// Cross-checks what the name and listing say against what the file says.
+fn check(
+    path: &Path,
+    info: &FileInfo,
+    header: &ltx::Header,
+    index: &[ltx::PageIndexEntry],
+) -> Result<()> {
+    if header.min_txid != info.min_txid || header.max_txid != info.max_txid {
+        return Err(Error::Inconsistent(format!(
+            "{path}: the header covers TXIDs {:016x}-{:016x}, which disagrees with the file name",
+            header.min_txid, header.max_txid
+        )));
+    }
+    if let Some(e) = index.iter().find(|e| e.pgno > header.commit) {
+        return Err(Error::Inconsistent(format!(
+            "{path}: page {} in the index is above the database size of {} pages",
+            e.pgno, header.commit
+        )));
+    }
+    if let Some(e) = index
+        .iter()
+        .find(|e| e.offset + u64::from(e.size) > info.size)
+    {
+        return Err(Error::Inconsistent(format!(
+            "{path}: page {} lies outside the object ({} bytes)",
+            e.pgno, info.size
+        )));
+    }
+    Ok(())
+}

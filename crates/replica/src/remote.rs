@@ -1,0 +1,128 @@
+//! Every request the engine sends to object storage goes through here: one place for tracing
+//! spans, request counters and error classification.
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{GetOptions, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt};
+use tracing::Instrument;
+
+use crate::error::{Error, Result};
+use crate::location::Location;
+use crate::stats::Stats;
+
+/// A replica location plus its request counters.
+#[derive(Clone, Debug)]
+pub struct Remote {
+    store: Arc<dyn ObjectStore>,
+    /// Prefix of the database's files.
+    pub root: Path,
+    /// URL for messages.
+    pub display: String,
+    /// Request counters.
+    pub stats: Arc<Stats>,
+}
+
+impl Remote {
+    /// Wraps a connected location.
+    pub fn new(loc: Location) -> Remote {
+        Remote {
+            store: loc.store,
+            root: loc.root,
+            display: loc.display,
+            stats: Arc::default(),
+        }
+    }
+
+    /// Lists every object below `prefix` whose key sorts after `offset` (S3 start-after).
+    pub async fn list(&self, prefix: &Path, offset: Option<&Path>) -> Result<Vec<ObjectMeta>> {
+        let span =
+            tracing::debug_span!("list", prefix = %prefix, offset = ?offset.map(|o| o.as_ref()));
+        let start = Instant::now();
+        async {
+            Stats::add(&self.stats.list, 1);
+            let stream = match offset {
+                Some(o) => self.store.list_with_offset(Some(prefix), o),
+                None => self.store.list(Some(prefix)),
+            };
+            let out: Vec<ObjectMeta> = stream.try_collect().await.map_err(|e| {
+                Stats::add(&self.stats.errors, 1);
+                Error::from_store("list", prefix.as_ref(), start.elapsed(), e)
+            })?;
+            // S3 pages listings by 1000 keys; count each page as the request it was.
+            Stats::add(&self.stats.list, (out.len() / 1000) as u64);
+            tracing::debug!(n = out.len(), "listed");
+            Ok(out)
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// GETs bytes `range` of `key`.
+    pub async fn get_range(&self, key: &Path, range: Range<u64>) -> Result<Bytes> {
+        let span =
+            tracing::debug_span!("get_range", key = %key, start = range.start, end = range.end);
+        self.get(key, GetRange::Bounded(range))
+            .instrument(span)
+            .await
+    }
+
+    /// GETs the last `n` bytes of `key` (or the whole object if it is shorter).
+    pub async fn get_suffix(&self, key: &Path, n: u64) -> Result<Bytes> {
+        let span = tracing::debug_span!("get_suffix", key = %key, n);
+        self.get(key, GetRange::Suffix(n)).instrument(span).await
+    }
+
+    /// GETs a whole object.
+    pub async fn get_whole(&self, key: &Path) -> Result<Bytes> {
+        let span = tracing::debug_span!("get_whole", key = %key);
+        let start = Instant::now();
+        async {
+            Stats::add(&self.stats.get_whole, 1);
+            let r = self.store.get(key).await;
+            let bytes = match r {
+                Ok(r) => r.bytes().await,
+                Err(e) => Err(e),
+            }
+            .map_err(|e| self.failed("get", key, start, e))?;
+            Stats::add(&self.stats.bytes_read, bytes.len() as u64);
+            Ok(bytes)
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn get(&self, key: &Path, range: GetRange) -> Result<Bytes> {
+        let start = Instant::now();
+        Stats::add(&self.stats.get_range, 1);
+        let opts = GetOptions {
+            range: Some(range),
+            ..Default::default()
+        };
+        let r = self.store.get_opts(key, opts).await;
+        let bytes = match r {
+            Ok(r) => r.bytes().await,
+            Err(e) => Err(e),
+        }
+        .map_err(|e| self.failed("get", key, start, e))?;
+        Stats::add(&self.stats.bytes_read, bytes.len() as u64);
+        Ok(bytes)
+    }
+
+    fn failed(
+        &self,
+        op: &'static str,
+        key: &Path,
+        start: Instant,
+        e: object_store::Error,
+    ) -> Error {
+        Stats::add(&self.stats.errors, 1);
+        let err = Error::from_store(op, key.as_ref(), start.elapsed(), e);
+        tracing::warn!(key = %key, error = %err, "request failed");
+        err
+    }
+}

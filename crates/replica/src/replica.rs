@@ -1,0 +1,703 @@
+//! A replica opened for reading: its catalog of LTX files, the current version, the shared page
+//! cache, and the poller that follows new files.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use object_store::path::Path;
+use parking_lot::{Mutex, RwLock};
+use quick_cache::sync::{Cache, GuardResult};
+
+use crate::error::{Error, Result};
+use crate::layout::{parse_key, Layout, SNAPSHOT_LEVEL};
+use crate::location;
+use crate::meta::{self, FileKey, FileMeta};
+use crate::plan::{extend_chain, restore_plan, FileInfo, PlanTarget};
+use crate::remote::Remote;
+use crate::runtime;
+use crate::stats::{Stats, StatsSnapshot};
+use crate::target::Target;
+use crate::version::{PageLoc, Version};
+
+/// Default poll interval, as in the Go VFS.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// Default page-cache budget in bytes.
+pub const DEFAULT_CACHE_SIZE: u64 = 64 * 1024 * 1024;
+/// A full relisting (to notice compactions and retention) runs at most this often.
+const REFRESH_INTERVAL: Duration = Duration::from_secs(30);
+/// Past this many files, a version is rebuilt from a fresh plan so memory stays bounded.
+const MAX_FILES_PER_VERSION: usize = 64;
+/// A replica nobody has used for this long is dropped with its cache and poller.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Read-ahead never asks for more than this many pages, or this many bytes, in one GET.
+const MAX_READAHEAD_PAGES: u32 = 256;
+const MAX_READAHEAD_BYTES: u64 = 4 * 1024 * 1024;
+
+/// How to open a replica.
+#[derive(Clone, Debug)]
+pub struct ReplicaOptions {
+    /// Litestream replica URL.
+    pub url: String,
+    /// How often to look for new LTX files; zero disables polling.
+    pub poll_interval: Duration,
+    /// Page-cache budget in bytes.
+    pub cache_size: u64,
+}
+
+impl ReplicaOptions {
+    /// Options with the defaults for everything but the URL.
+    pub fn new(url: impl Into<String>) -> Self {
+        ReplicaOptions {
+            url: url.into(),
+            poll_interval: DEFAULT_POLL_INTERVAL,
+            cache_size: DEFAULT_CACHE_SIZE,
+        }
+    }
+}
+
+#[derive(Clone)]
+struct PageWeighter;
+
+impl quick_cache::Weighter<(u64, u64), Bytes> for PageWeighter {
+    fn weight(&self, _key: &(u64, u64), val: &Bytes) -> u64 {
+        // Count the allocation and the cache's own entry overhead, so the budget is honest.
+        val.len() as u64 + 64
+    }
+}
+
+type PageCache = Cache<(u64, u64), Bytes, PageWeighter>;
+
+#[derive(Default)]
+struct Catalog {
+    files: BTreeMap<FileKey, FileInfo>,
+    metas: HashMap<FileKey, Arc<FileMeta>>,
+    header_ts: HashMap<FileKey, i64>,
+}
+
+/// Sequential-access detector of one connection: consecutive misses double the read-ahead window.
+#[derive(Debug, Default)]
+pub struct ReadAhead {
+    next: u32,
+    window: u32,
+}
+
+/// An open replica, shared by every connection of the process that names the same URL.
+pub struct Replica {
+    remote: Remote,
+    opts: ReplicaOptions,
+    layout: Layout,
+    catalog: Mutex<Catalog>,
+    current: RwLock<Arc<Version>>,
+    cache: PageCache,
+    next_id: AtomicU64,
+    last_poll_ok: Mutex<Option<Instant>>,
+    last_refresh: Mutex<Instant>,
+    last_error: Mutex<Option<String>>,
+    sessions: AtomicUsize,
+    idle_since: Mutex<Option<Instant>>,
+    poll_lock: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Replica {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replica")
+            .field("url", &self.remote.display)
+            .finish_non_exhaustive()
+    }
+}
+
+static REGISTRY: Mutex<Option<HashMap<String, Arc<Replica>>>> = Mutex::new(None);
+
+/// A connection's hold on a shared replica. Dropping it lets an idle replica be released.
+#[derive(Debug)]
+pub struct Session {
+    replica: Arc<Replica>,
+}
+
+impl std::ops::Deref for Session {
+    type Target = Arc<Replica>;
+    fn deref(&self) -> &Arc<Replica> {
+        &self.replica
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if self.replica.sessions.fetch_sub(1, Ordering::AcqRel) == 1 {
+            *self.replica.idle_since.lock() = Some(Instant::now());
+        }
+    }
+}
+
+/// Opens the replica at `opts.url`, or joins the one this process already has open. Blocks
+/// until the newest state's page index is built, or fails with a clear error.
+pub fn open(opts: &ReplicaOptions) -> Result<Session> {
+    let key = opts.url.trim().to_string();
+    let existing = REGISTRY
+        .lock()
+        .get_or_insert_with(HashMap::new)
+        .get(&key)
+        .cloned();
+    let replica = match existing {
+        Some(r) => r,
+        None => {
+            let fresh = runtime::block_on(Replica::connect(opts.clone()))?;
+            let r = REGISTRY
+                .lock()
+                .get_or_insert_with(HashMap::new)
+                .entry(key)
+                .or_insert(fresh)
+                .clone();
+            Replica::spawn_poller(Arc::downgrade(&r));
+            r
+        }
+    };
+    replica.sessions.fetch_add(1, Ordering::AcqRel);
+    *replica.idle_since.lock() = None;
+    Ok(Session { replica })
+}
+
+impl Replica {
+    async fn connect(opts: ReplicaOptions) -> Result<Arc<Replica>> {
+        let loc = location::connect(&opts.url, &location::process_env)?;
+        let remote = Remote::new(loc);
+        let listing = list_all(&remote, &HashMap::new()).await?;
+        let Some(layout) = listing.layout else {
+            return Err(Error::Empty {
+                url: remote.display.clone(),
+            });
+        };
+        let estimated_pages = (opts.cache_size / 4096).max(16) as usize;
+        let r = Replica {
+            layout,
+            cache: Cache::with_weighter(estimated_pages, opts.cache_size.max(1), PageWeighter),
+            catalog: Mutex::new(Catalog {
+                files: listing
+                    .files
+                    .iter()
+                    .map(|f| (FileKey::from(f), f.clone()))
+                    .collect(),
+                ..Catalog::default()
+            }),
+            current: RwLock::new(Arc::new(Version::empty(4096))),
+            next_id: AtomicU64::new(1),
+            last_poll_ok: Mutex::new(Some(Instant::now())),
+            last_refresh: Mutex::new(Instant::now()),
+            last_error: Mutex::new(None),
+            sessions: AtomicUsize::new(0),
+            idle_since: Mutex::new(None),
+            poll_lock: tokio::sync::Mutex::new(()),
+            remote,
+            opts,
+        };
+        let plan = restore_plan(&listing.files, PlanTarget::Latest)?;
+        let metas = r.metas_for(&plan).await?;
+        *r.current.write() = Arc::new(Version::build(&metas)?);
+        tracing::info!(url = %r.remote.display, txid = r.current().txid(), files = plan.len(), "replica opened");
+        Ok(Arc::new(r))
+    }
+
+    /// The URL as shown in messages.
+    pub fn display_url(&self) -> &str {
+        &self.remote.display
+    }
+
+    /// The newest version known.
+    pub fn current(&self) -> Arc<Version> {
+        self.current.read().clone()
+    }
+
+    /// Seconds since the last successful poll (or the open), if any.
+    pub fn lag(&self) -> Option<Duration> {
+        self.last_poll_ok.lock().map(|t| t.elapsed())
+    }
+
+    /// The last poll error, if the last poll failed.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().clone()
+    }
+
+    /// Request and cache counters.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.remote.stats.snapshot()
+    }
+
+    /// Bytes held by the page cache.
+    pub fn cache_weight(&self) -> u64 {
+        self.cache.weight()
+    }
+
+    /// The version at `target`: the current one for `Latest`, else built from a fresh listing.
+    /// Pages already cached stay cached, since cache keys name immutable files.
+    pub fn version_at(self: &Arc<Self>, target: Target) -> Result<Arc<Version>> {
+        let cur = self.current();
+        match target {
+            Target::Latest => Ok(cur),
+            Target::Txid(t) if t == cur.txid() => Ok(cur),
+            _ => {
+                let me = self.clone();
+                runtime::block_on(async move { me.build_at(target).await.map(Arc::new) })
+            }
+        }
+    }
+
+    /// Reads page `pgno` of `version` into `out` (exactly one page).
+    pub fn read_page(
+        self: &Arc<Self>,
+        version: &Version,
+        pgno: u32,
+        out: &mut [u8],
+        ra: &mut ReadAhead,
+    ) -> Result<()> {
+        match self.read_page_from(version, pgno, out, ra) {
+            Err(Error::NotFound { key }) => {
+                // The file was deleted under us (retention after compaction). Rebuild the same
+                // TXID from the files that exist now and read from there.
+                tracing::info!(%key, txid = version.txid(), "file gone; re-planning this version");
+                let again = self.version_at_exact(version.txid()).map_err(|e| match e {
+                    Error::TargetUnavailable(m) => Error::TargetUnavailable(format!(
+                        "the state this read transaction started on was compacted away ({m}); retry the transaction"
+                    )),
+                    e => e,
+                })?;
+                self.read_page_from(&again, pgno, out, ra)
+            }
+            r => r,
+        }
+    }
+
+    fn version_at_exact(self: &Arc<Self>, txid: u64) -> Result<Version> {
+        let me = self.clone();
+        runtime::block_on(async move { me.build_at(Target::Txid(txid)).await })
+    }
+
+    fn read_page_from(
+        self: &Arc<Self>,
+        version: &Version,
+        pgno: u32,
+        out: &mut [u8],
+        ra: &mut ReadAhead,
+    ) -> Result<()> {
+        let page_size = version.page_size() as usize;
+        if out.len() != page_size {
+            return Err(Error::Inconsistent(format!(
+                "page read of {} bytes, page size is {page_size}",
+                out.len()
+            )));
+        }
+        let sequential = pgno == ra.next;
+        ra.next = pgno.saturating_add(1);
+        let Some((file, loc)) = version.loc(pgno) else {
+            if pgno == ltx::lock_pgno(version.page_size()) || pgno > version.commit() {
+                out.fill(0);
+                return Ok(());
+            }
+            return Err(Error::Inconsistent(format!(
+                "page {pgno} is missing from every file of the plan at TXID {:016x}",
+                version.txid()
+            )));
+        };
+        let key = (file.id, loc.offset);
+        let mut guard = match self.cache.get_value_or_guard(&key, None) {
+            GuardResult::Value(page) => {
+                Stats::add(&self.remote.stats.cache_hits, 1);
+                out.copy_from_slice(&page);
+                return Ok(());
+            }
+            GuardResult::Guard(g) => Some(g),
+            GuardResult::Timeout => unreachable!("no timeout was given"),
+        };
+        Stats::add(&self.remote.stats.cache_misses, 1);
+        ra.window = if sequential {
+            (ra.window * 2).clamp(2, MAX_READAHEAD_PAGES)
+        } else {
+            1
+        };
+        let run = self.readahead_run(version, pgno, file, loc, ra.window);
+        ra.next = pgno + run.len() as u32;
+        let first = run[0].1.offset;
+        let last = run[run.len() - 1].1;
+        let span = first..last.offset + u64::from(last.size);
+        let remote = self.remote.clone();
+        let path = file.path.clone();
+        let bytes = runtime::block_on(async move { remote.get_range(&path, span).await })?;
+        for (p, l) in &run {
+            let start = (l.offset - first) as usize;
+            let frame =
+                bytes
+                    .get(start..start + l.size as usize)
+                    .ok_or_else(|| Error::Corrupt {
+                        key: file.path.to_string(),
+                        source: ltx::Error::Truncated {
+                            what: "page frame",
+                            needed: u64::from(l.size),
+                            got: bytes.len().saturating_sub(start) as u64,
+                        },
+                    })?;
+            let mut page = vec![0u8; page_size];
+            let got = ltx::decode_page_frame(frame, version.page_size(), &mut page).map_err(
+                |source| Error::Corrupt {
+                    key: file.path.to_string(),
+                    source,
+                },
+            )?;
+            if got != *p {
+                return Err(Error::Inconsistent(format!(
+                    "{}: the index puts page {p} at offset {}, but the frame there holds page {got}",
+                    file.path, l.offset
+                )));
+            }
+            if *p == pgno {
+                out.copy_from_slice(&page);
+                // Inserting through the guard wakes every reader waiting for this page.
+                if let Some(g) = guard.take() {
+                    let _ = g.insert(Bytes::from(page));
+                }
+            } else {
+                self.cache.insert((file.id, l.offset), Bytes::from(page));
+            }
+        }
+        Ok(())
+    }
+
+    /// The pages to fetch with `pgno`: following pages stored right after it in the same file,
+    /// not cached yet, up to `window`.
+    fn readahead_run(
+        &self,
+        version: &Version,
+        pgno: u32,
+        file: &Arc<FileMeta>,
+        loc: PageLoc,
+        window: u32,
+    ) -> Vec<(u32, PageLoc)> {
+        let mut run = vec![(pgno, loc)];
+        let mut end = loc.offset + u64::from(loc.size);
+        for p in pgno + 1..pgno.saturating_add(window) {
+            match version.loc(p) {
+                Some((f, l))
+                    if f.id == file.id
+                        && l.offset == end
+                        && end - loc.offset + u64::from(l.size) <= MAX_READAHEAD_BYTES
+                        && !self.cache.contains_key(&(f.id, l.offset)) =>
+                {
+                    end += u64::from(l.size);
+                    run.push((p, l));
+                }
+                _ => break,
+            }
+        }
+        run
+    }
+
+    async fn build_at(&self, target: Target) -> Result<Version> {
+        let listing = {
+            let ts = self.catalog.lock().header_ts.clone();
+            list_all(&self.remote, &ts).await?
+        };
+        let mut files = listing.files;
+        self.replace_catalog(&files);
+        let plan_target = match target {
+            Target::Latest => PlanTarget::Latest,
+            Target::Txid(t) => PlanTarget::Txid(t),
+            Target::Time(t) => {
+                let ms = t.as_millisecond();
+                self.refine_timestamps(&mut files, ms).await?;
+                PlanTarget::Time(ms)
+            }
+        };
+        let plan = restore_plan(&files, plan_target)?;
+        let metas = self.metas_for(&plan).await?;
+        Version::build(&metas)
+    }
+
+    /// Listings give last-modified times, which for compacted files come later than the LTX
+    /// header's timestamp. For files that could extend a time-bounded chain but were modified
+    /// after the target, read the 100-byte header to learn the real time. No HEAD requests.
+    async fn refine_timestamps(&self, files: &mut [FileInfo], ms: i64) -> Result<()> {
+        for _ in 0..8 {
+            let target = PlanTarget::Time(ms);
+            let snapshot_max = files
+                .iter()
+                .filter(|f| f.level == SNAPSHOT_LEVEL && f.created_ms <= ms)
+                .map(|f| f.max_txid)
+                .max()
+                .unwrap_or(0);
+            let reached = extend_chain(files, snapshot_max, target)
+                .last()
+                .map_or(snapshot_max, |f| f.max_txid);
+            let known = self.catalog.lock().header_ts.clone();
+            let unknown: Vec<FileInfo> = files
+                .iter()
+                .filter(|f| f.created_ms > ms && !known.contains_key(&FileKey::from(*f)))
+                .filter(|f| {
+                    if f.level == SNAPSHOT_LEVEL {
+                        f.max_txid > snapshot_max
+                    } else {
+                        f.min_txid <= reached + 1 && f.max_txid > reached
+                    }
+                })
+                .cloned()
+                .collect();
+            if unknown.is_empty() {
+                return Ok(());
+            }
+            let heads = futures::future::try_join_all(unknown.iter().map(|f| {
+                let path = self
+                    .layout
+                    .file_key(&self.remote.root, f.level, f.min_txid, f.max_txid);
+                let remote = &self.remote;
+                async move {
+                    let b = remote.get_range(&path, 0..ltx::HEADER_SIZE as u64).await?;
+                    ltx::Header::decode(&b).map_err(|source| Error::Corrupt {
+                        key: path.to_string(),
+                        source,
+                    })
+                }
+            }))
+            .await?;
+            let mut cat = self.catalog.lock();
+            for (f, h) in unknown.iter().zip(heads) {
+                cat.header_ts.insert(FileKey::from(f), h.timestamp_ms);
+            }
+            for f in files.iter_mut() {
+                if let Some(ts) = cat.header_ts.get(&FileKey::from(&*f)) {
+                    f.created_ms = *ts;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Header and index of each file of `plan`, loading the missing ones in parallel.
+    async fn metas_for(&self, plan: &[FileInfo]) -> Result<Vec<Arc<FileMeta>>> {
+        let missing: Vec<&FileInfo> = {
+            let cat = self.catalog.lock();
+            plan.iter()
+                .filter(|f| !cat.metas.contains_key(&FileKey::from(*f)))
+                .collect()
+        };
+        let loaded = futures::future::try_join_all(missing.iter().map(|f| {
+            let path = self
+                .layout
+                .file_key(&self.remote.root, f.level, f.min_txid, f.max_txid);
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            meta::load(&self.remote, f, path, id)
+        }))
+        .await?;
+        let mut cat = self.catalog.lock();
+        for l in loaded {
+            for (offset, page) in l.pages {
+                self.cache.insert((l.meta.id, offset), page);
+            }
+            cat.header_ts.insert(l.meta.key, l.meta.header.timestamp_ms);
+            cat.metas.insert(l.meta.key, l.meta);
+        }
+        plan.iter()
+            .map(|f| {
+                cat.metas.get(&FileKey::from(f)).cloned().ok_or_else(|| {
+                    Error::Inconsistent(format!(
+                        "index of level {} file {:016x}-{:016x} vanished",
+                        f.level, f.min_txid, f.max_txid
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    fn replace_catalog(&self, files: &[FileInfo]) {
+        let mut cat = self.catalog.lock();
+        cat.files = files
+            .iter()
+            .map(|f| (FileKey::from(f), f.clone()))
+            .collect();
+        // Forget indexes of deleted files, except those the current version still uses.
+        let in_use: Vec<FileKey> = self.current().files().iter().map(|f| f.key).collect();
+        let Catalog {
+            files,
+            metas,
+            header_ts,
+        } = &mut *cat;
+        metas.retain(|k, _| files.contains_key(k) || in_use.contains(k));
+        header_ts.retain(|k, _| files.contains_key(k));
+    }
+
+    fn publish(&self, v: Version) {
+        let mut cur = self.current.write();
+        if v.txid() >= cur.txid() {
+            tracing::debug!(txid = v.txid(), "new version");
+            *cur = Arc::new(v);
+        }
+    }
+
+    /// One poll: list level 0 after the current TXID (one LIST), apply what continues the chain.
+    async fn poll_once(&self) -> Result<()> {
+        let _serial = self.poll_lock.lock().await;
+        let cur = self.current();
+        let root = &self.remote.root;
+        let prefix = self.layout.level_prefix(root, 0);
+        let after = self.layout.file_key(root, 0, cur.txid(), u64::MAX);
+        let listed = self.remote.list(&prefix, Some(&after)).await?;
+        let mut new: Vec<FileInfo> = listed
+            .iter()
+            .filter_map(|m| file_info(root, m, &HashMap::new()))
+            .filter(|(layout, f)| *layout == self.layout && f.level == 0 && f.min_txid > cur.txid())
+            .map(|(_, f)| f)
+            .collect();
+        new.sort_by_key(|f| f.min_txid);
+        {
+            let mut cat = self.catalog.lock();
+            for f in &new {
+                cat.files.insert(FileKey::from(f), f.clone());
+            }
+        }
+        let chain = extend_chain(&new, cur.txid(), PlanTarget::Latest);
+        if !chain.is_empty() {
+            let metas = self.metas_for(&chain).await?;
+            self.publish(cur.apply(&metas)?);
+        }
+        let reached = chain.last().map_or(cur.txid(), |f| f.max_txid);
+        let gap = new.iter().any(|f| f.max_txid > reached);
+        let due = self.last_refresh.lock().elapsed() >= REFRESH_INTERVAL;
+        if gap || due || self.current().files().len() > MAX_FILES_PER_VERSION {
+            self.refresh().await?;
+        }
+        Ok(())
+    }
+
+    /// Relists everything: picks up compactions and snapshots, drops references to files that
+    /// retention deleted, and bridges level-0 gaps through compacted levels.
+    async fn refresh(&self) -> Result<()> {
+        *self.last_refresh.lock() = Instant::now();
+        let ts = self.catalog.lock().header_ts.clone();
+        let listing = list_all(&self.remote, &ts).await?;
+        self.replace_catalog(&listing.files);
+        let plan = restore_plan(&listing.files, PlanTarget::Latest)?;
+        let cur = self.current();
+        let reached = plan.last().map_or(0, |f| f.max_txid);
+        if reached < cur.txid() {
+            return Err(Error::Inconsistent(format!(
+                "the replica went backwards: it now ends at TXID {reached:016x}, but this process already read {:016x}; it was restored or replaced. Reopen the database to read the new history",
+                cur.txid()
+            )));
+        }
+        let gone = {
+            let cat = self.catalog.lock();
+            cur.files().iter().any(|f| !cat.files.contains_key(&f.key))
+        };
+        if reached > cur.txid() || gone || cur.files().len() > MAX_FILES_PER_VERSION {
+            let metas = self.metas_for(&plan).await?;
+            self.publish(Version::build(&metas)?);
+        }
+        Ok(())
+    }
+
+    fn spawn_poller(weak: Weak<Replica>) {
+        runtime::handle().spawn(async move {
+            loop {
+                let interval = match weak.upgrade() {
+                    Some(r) => r.opts.poll_interval,
+                    None => return,
+                };
+                tokio::time::sleep(if interval.is_zero() { Duration::from_secs(1) } else { interval })
+                    .await;
+                let Some(r) = weak.upgrade() else { return };
+                if r.release_if_idle() {
+                    return;
+                }
+                if interval.is_zero() {
+                    continue;
+                }
+                Stats::add(&r.remote.stats.polls, 1);
+                match r.poll_once().await {
+                    Ok(()) => {
+                        *r.last_poll_ok.lock() = Some(Instant::now());
+                        *r.last_error.lock() = None;
+                    }
+                    Err(e) => {
+                        Stats::add(&r.remote.stats.poll_errors, 1);
+                        tracing::warn!(url = %r.remote.display, error = %e, "poll failed; serving the last consistent state");
+                        *r.last_error.lock() = Some(e.to_string());
+                    }
+                }
+            }
+        });
+    }
+
+    /// Drops the registry's hold when no connection has used the replica for a while.
+    fn release_if_idle(self: &Arc<Self>) -> bool {
+        let idle = matches!(*self.idle_since.lock(), Some(t) if t.elapsed() >= IDLE_TIMEOUT);
+        if !idle || self.sessions.load(Ordering::Acquire) != 0 {
+            return false;
+        }
+        let mut reg = REGISTRY.lock();
+        let map = reg.get_or_insert_with(HashMap::new);
+        if self.sessions.load(Ordering::Acquire) == 0 {
+            map.retain(|_, r| !Arc::ptr_eq(r, self));
+            tracing::debug!(url = %self.remote.display, "idle replica released");
+            return true;
+        }
+        false
+    }
+}
+
+struct Listing {
+    layout: Option<Layout>,
+    files: Vec<FileInfo>,
+}
+
+/// One recursive listing of the replica prefix: every level, both layouts.
+async fn list_all(remote: &Remote, header_ts: &HashMap<FileKey, i64>) -> Result<Listing> {
+    let root = &remote.root;
+    let listed = remote.list(root, None).await?;
+    let mut by_layout: HashMap<Layout, Vec<FileInfo>> = HashMap::new();
+    for m in &listed {
+        if let Some((layout, f)) = file_info(root, m, header_ts) {
+            by_layout.entry(layout).or_default().push(f);
+        }
+    }
+    let newest = |fs: &Vec<FileInfo>| fs.iter().map(|f| f.max_txid).max().unwrap_or(0);
+    let layout = by_layout
+        .iter()
+        .max_by_key(|(_, fs)| newest(fs))
+        .map(|(l, _)| *l);
+    if by_layout.len() > 1 {
+        tracing::warn!(url = %remote.display, chosen = ?layout, "replica holds LTX files in both key layouts; reading the one with the newest TXID");
+    }
+    let files = layout
+        .and_then(|l| by_layout.remove(&l))
+        .unwrap_or_default();
+    Ok(Listing { layout, files })
+}
+
+fn file_info(
+    root: &Path,
+    m: &object_store::ObjectMeta,
+    header_ts: &HashMap<FileKey, i64>,
+) -> Option<(Layout, FileInfo)> {
+    let (layout, level, min_txid, max_txid) = parse_key(root, &m.location)?;
+    if min_txid == 0 || min_txid > max_txid {
+        return None;
+    }
+    let key = FileKey {
+        level,
+        min_txid,
+        max_txid,
+    };
+    let created_ms = header_ts
+        .get(&key)
+        .copied()
+        .unwrap_or_else(|| m.last_modified.timestamp_millis());
+    Some((
+        layout,
+        FileInfo {
+            level,
+            min_txid,
+            max_txid,
+            size: m.size,
+            created_ms,
+        },
+    ))
+}

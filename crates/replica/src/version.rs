@@ -1,0 +1,132 @@
+//! An immutable state of the database: where every page lives at one TXID.
+//!
+//! A connection pins one `Version` for the length of a read transaction, so the pages it reads
+//! stay consistent while the poller publishes newer versions beside it.
+
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::meta::FileMeta;
+
+/// Where one page's frame lies. `size == 0` means the page is absent (the lock page).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct PageLoc {
+    pub file: u32,
+    pub size: u32,
+    pub offset: u64,
+}
+
+/// The database at one TXID.
+#[derive(Clone, Debug)]
+pub struct Version {
+    txid: u64,
+    commit: u32,
+    page_size: u32,
+    timestamp_ms: i64,
+    pages: Arc<Vec<PageLoc>>,
+    files: Arc<Vec<Arc<FileMeta>>>,
+}
+
+impl Version {
+    /// Builds a version by applying `files` in order (a restore plan).
+    pub(crate) fn build(files: &[Arc<FileMeta>]) -> Result<Version> {
+        let first = files
+            .first()
+            .ok_or_else(|| Error::Inconsistent("a version needs at least one file".into()))?;
+        Version::empty(first.header.page_size).apply(files)
+    }
+
+    /// A database with no pages yet.
+    pub(crate) fn empty(page_size: u32) -> Version {
+        Version {
+            txid: 0,
+            commit: 0,
+            page_size,
+            timestamp_ms: 0,
+            pages: Arc::default(),
+            files: Arc::default(),
+        }
+    }
+
+    /// A new version: this one with `files` applied on top, in order.
+    pub(crate) fn apply(&self, files: &[Arc<FileMeta>]) -> Result<Version> {
+        let mut pages = Vec::clone(&self.pages);
+        let mut table = Vec::clone(&self.files);
+        let mut v = Version {
+            pages: Arc::default(),
+            files: Arc::default(),
+            ..self.clone()
+        };
+        for f in files {
+            if f.header.page_size != v.page_size {
+                return Err(Error::Inconsistent(format!(
+                    "{}: page size {} differs from {} in earlier files",
+                    f.path, f.header.page_size, v.page_size
+                )));
+            }
+            if v.txid != 0 && f.key.min_txid > v.txid + 1 {
+                return Err(Error::Inconsistent(format!(
+                    "TXID gap: {} starts at {:016x} but the database is at {:016x}",
+                    f.path, f.key.min_txid, v.txid
+                )));
+            }
+            let file_no = u32::try_from(table.len())
+                .map_err(|_| Error::Inconsistent("too many LTX files in one version".into()))?;
+            table.push(f.clone());
+            // Pages above the new size are gone; a later file that regrows the database carries
+            // every page of the regrown range (Litestream writes all of them).
+            pages.resize(f.header.commit as usize, PageLoc::default());
+            for e in &f.index {
+                pages[e.pgno as usize - 1] = PageLoc {
+                    file: file_no,
+                    size: e.size,
+                    offset: e.offset,
+                };
+            }
+            v.commit = f.header.commit;
+            v.txid = v.txid.max(f.key.max_txid);
+            v.timestamp_ms = v.timestamp_ms.max(f.header.timestamp_ms);
+        }
+        v.pages = Arc::new(pages);
+        v.files = Arc::new(table);
+        Ok(v)
+    }
+
+    /// The TXID this version reflects.
+    pub fn txid(&self) -> u64 {
+        self.txid
+    }
+
+    /// Database size in pages.
+    pub fn commit(&self) -> u32 {
+        self.commit
+    }
+
+    /// Page size in bytes.
+    pub fn page_size(&self) -> u32 {
+        self.page_size
+    }
+
+    /// Database size in bytes.
+    pub fn db_size(&self) -> u64 {
+        u64::from(self.commit) * u64::from(self.page_size)
+    }
+
+    /// Creation time (ms since epoch) of the newest file in the version.
+    pub fn timestamp_ms(&self) -> i64 {
+        self.timestamp_ms
+    }
+
+    /// The files this version reads from.
+    pub fn files(&self) -> &[Arc<FileMeta>] {
+        &self.files
+    }
+
+    pub(crate) fn loc(&self, pgno: u32) -> Option<(&Arc<FileMeta>, PageLoc)> {
+        let loc = *self.pages.get(pgno.checked_sub(1)? as usize)?;
+        if loc.size == 0 {
+            return None;
+        }
+        Some((&self.files[loc.file as usize], loc))
+    }
+}

@@ -1,0 +1,153 @@
+//! Local files for everything that is not the main database: journals, temp databases, sort
+//! spills. They must never reach the replica (litestream#772).
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use sqlite_plugin::vars;
+use sqlite_plugin::vfs::VfsResult;
+
+/// A plain file on local disk.
+pub struct LocalFile {
+    file: File,
+    path: PathBuf,
+    delete_on_close: bool,
+}
+
+/// Our private directory for local files, one per process.
+fn dir() -> VfsResult<&'static Path> {
+    static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let d = std::env::temp_dir().join(format!("litestream-vfs-{}", std::process::id()));
+        std::fs::create_dir_all(&d).ok().map(|_| d)
+    })
+    .as_deref()
+    .ok_or(vars::SQLITE_CANTOPEN)
+}
+
+/// The local path for a name SQLite gives us. Names are flattened into our directory so a
+/// crafted name cannot point outside it.
+pub fn local_path(name: &str) -> VfsResult<PathBuf> {
+    let flat: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let flat = flat.trim_start_matches('.');
+    Ok(dir()?.join(format!(
+        "{:016x}-{}",
+        fxhash(name),
+        &flat[flat.len().saturating_sub(64)..]
+    )))
+}
+
+fn fxhash(s: &str) -> u64 {
+    // FNV-1a: stable across runs, enough to keep flattened names apart.
+    s.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+    })
+}
+
+impl LocalFile {
+    /// Opens (creating) a local file; `None` names an anonymous temp file.
+    pub fn open(name: Option<&str>, create: bool, delete_on_close: bool) -> VfsResult<LocalFile> {
+        let path = match name {
+            Some(n) => local_path(n)?,
+            None => {
+                static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+                let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                dir()?.join(format!("temp-{n}"))
+            }
+        };
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(create || name.is_none())
+            .truncate(false)
+            .open(&path)
+            .map_err(|_| vars::SQLITE_CANTOPEN)?;
+        Ok(LocalFile {
+            file,
+            path,
+            delete_on_close: delete_on_close || name.is_none(),
+        })
+    }
+
+    /// Reads at `offset`; returns the bytes read (short at end of file).
+    pub fn read(&self, offset: usize, buf: &mut [u8]) -> VfsResult<usize> {
+        let mut done = 0;
+        while done < buf.len() {
+            match self.file.read_at(&mut buf[done..], (offset + done) as u64) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return Err(vars::SQLITE_IOERR_READ),
+            }
+        }
+        Ok(done)
+    }
+
+    /// Writes all of `data` at `offset`.
+    pub fn write(&self, offset: usize, data: &[u8]) -> VfsResult<usize> {
+        self.file
+            .write_all_at(data, offset as u64)
+            .map_err(|_| vars::SQLITE_IOERR_WRITE)?;
+        Ok(data.len())
+    }
+
+    /// Truncates to `size` bytes.
+    pub fn truncate(&self, size: usize) -> VfsResult<()> {
+        self.file
+            .set_len(size as u64)
+            .map_err(|_| vars::SQLITE_IOERR_TRUNCATE)
+    }
+
+    /// Flushes to disk.
+    pub fn sync(&self) -> VfsResult<()> {
+        self.file.sync_data().map_err(|_| vars::SQLITE_IOERR_FSYNC)
+    }
+
+    /// Current size.
+    pub fn size(&self) -> VfsResult<usize> {
+        self.file
+            .metadata()
+            .map(|m| m.len() as usize)
+            .map_err(|_| vars::SQLITE_IOERR_FSTAT)
+    }
+}
+
+impl Drop for LocalFile {
+    fn drop(&mut self) {
+        if self.delete_on_close {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_cannot_escape_the_directory() {
+        let base = dir().unwrap();
+        for name in [
+            "../../etc/passwd",
+            "/etc/passwd-journal",
+            "a/../../b",
+            "..",
+            "x\0y",
+        ] {
+            let p = local_path(name).unwrap();
+            assert_eq!(p.parent(), Some(base), "{name} -> {}", p.display());
+        }
+        assert_ne!(local_path("a/b").unwrap(), local_path("a_b").unwrap());
+    }
+}

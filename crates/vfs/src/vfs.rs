@@ -1,0 +1,206 @@
+//! The `litestream` VFS: sqlite-plugin's `Vfs` trait, with every method behind a panic guard.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use replica::ReplicaOptions;
+use sqlite_plugin::flags::{AccessFlags, LockLevel, OpenKind, OpenOpts};
+use sqlite_plugin::vars;
+use sqlite_plugin::vfs::{Pragma, PragmaErr, Vfs, VfsHandle, VfsResult};
+
+use crate::config::Config;
+use crate::local_file::{local_path, LocalFile};
+use crate::main_db::MainDb;
+use crate::pragma;
+use crate::sqlite_api::Api;
+
+/// An open file: the replicated main database, or a local scratch file.
+pub enum Handle {
+    /// The main database, read from the replica.
+    Main(Box<MainDb>),
+    /// Journals, temp databases, sort spills.
+    Local(LocalFile),
+}
+
+impl VfsHandle for Handle {
+    fn readonly(&self) -> bool {
+        matches!(self, Handle::Main(_))
+    }
+
+    fn in_memory(&self) -> bool {
+        false
+    }
+}
+
+/// The VFS registered as `litestream`.
+#[derive(Default)]
+pub struct LitestreamVfs;
+
+/// Runs a VFS method; a panic becomes `SQLITE_INTERNAL` instead of unwinding into C.
+fn guarded<T>(what: &'static str, f: impl FnOnce() -> VfsResult<T>) -> VfsResult<T> {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        let msg = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("unknown panic");
+        tracing::error!(method = what, "internal error (panic): {msg}");
+        Err(vars::SQLITE_INTERNAL)
+    })
+}
+
+impl LitestreamVfs {
+    fn open_main(&self, path: &str) -> Handle {
+        let api = Api::get();
+        let uri = |key: &str| -> Option<String> {
+            // sqlite-plugin hands us the name as a `&str` borrowed straight from SQLite's
+            // buffer whenever it is valid UTF-8 (it only copies, replacing bytes with U+FFFD,
+            // when it is not). Only then is `path.as_ptr()` SQLite's pointer, with the URI
+            // parameters stored after it.
+            if path.contains('\u{FFFD}') {
+                return None;
+            }
+            // SAFETY: see above: the pointer is the `zName` SQLite passed to xOpen for a main
+            // database, which is what sqlite3_uri_parameter requires.
+            api.and_then(|a| unsafe { a.uri_parameter(path.as_ptr().cast(), key) })
+        };
+        let config = match Config::resolve(&uri, &replica::location::process_env) {
+            Ok(c) => c,
+            Err(e) => {
+                let msg = format!("litestream: cannot open {path}: {e}");
+                tracing::error!("{msg}");
+                return Handle::Main(Box::new(MainDb::failed(msg, fallback_config())));
+            }
+        };
+        if config.write_enabled {
+            tracing::warn!(db = path, "write mode was requested, but this version of the litestream VFS is read-only; opening read-only");
+        }
+        if config.hydration_enabled || config.hydration_path.is_some() {
+            tracing::warn!(db = path, "hydration was requested, but this version of the litestream VFS does not hydrate; reading remotely");
+        }
+        let opts = ReplicaOptions {
+            url: config.replica_url.clone(),
+            poll_interval: config.poll_interval,
+            cache_size: config.cache_size,
+        };
+        match replica::open(&opts) {
+            Ok(session) => Handle::Main(Box::new(MainDb::new(session, config))),
+            Err(e) => {
+                let msg = format!("litestream: cannot open {path}: {e}");
+                tracing::error!("{msg}");
+                Handle::Main(Box::new(MainDb::failed(msg, config)))
+            }
+        }
+    }
+}
+
+fn fallback_config() -> Config {
+    Config::resolve(&|_| None, &|_| None).unwrap_or_else(|_| unreachable!("defaults always parse"))
+}
+
+impl Vfs for LitestreamVfs {
+    type Handle = Handle;
+
+    fn open(&self, path: Option<&str>, opts: OpenOpts) -> VfsResult<Handle> {
+        guarded("open", || match (opts.kind(), path) {
+            (OpenKind::MainDb, Some(p)) => Ok(self.open_main(p)),
+            // The primary's WAL is not ours to read, and we run SQLite in rollback mode.
+            (OpenKind::Wal, _) => Err(vars::SQLITE_CANTOPEN),
+            (_, p) => {
+                let create = !opts.mode().is_readonly();
+                Ok(Handle::Local(LocalFile::open(
+                    p,
+                    create,
+                    opts.delete_on_close(),
+                )?))
+            }
+        })
+    }
+
+    fn delete(&self, path: &str) -> VfsResult<()> {
+        guarded("delete", || match std::fs::remove_file(local_path(path)?) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(vars::SQLITE_IOERR_DELETE_NOENT)
+            }
+            Err(_) => Err(vars::SQLITE_IOERR_DELETE),
+        })
+    }
+
+    fn access(&self, path: &str, _flags: AccessFlags) -> VfsResult<bool> {
+        guarded("access", || Ok(local_path(path)?.exists()))
+    }
+
+    fn file_size(&self, handle: &mut Handle) -> VfsResult<usize> {
+        guarded("file_size", || match handle {
+            Handle::Main(db) => db.file_size(),
+            Handle::Local(f) => f.size(),
+        })
+    }
+
+    fn truncate(&self, handle: &mut Handle, size: usize) -> VfsResult<()> {
+        guarded("truncate", || match handle {
+            Handle::Main(_) => Err(vars::SQLITE_READONLY),
+            Handle::Local(f) => f.truncate(size),
+        })
+    }
+
+    fn write(&self, handle: &mut Handle, offset: usize, data: &[u8]) -> VfsResult<usize> {
+        guarded("write", || match handle {
+            Handle::Main(_) => Err(vars::SQLITE_READONLY),
+            Handle::Local(f) => f.write(offset, data),
+        })
+    }
+
+    fn read(&self, handle: &mut Handle, offset: usize, data: &mut [u8]) -> VfsResult<usize> {
+        guarded("read", || match handle {
+            Handle::Main(db) => db.read(offset, data),
+            Handle::Local(f) => f.read(offset, data),
+        })
+    }
+
+    fn lock(&self, handle: &mut Handle, level: LockLevel) -> VfsResult<()> {
+        guarded("lock", || match handle {
+            Handle::Main(db) => db.lock(level),
+            Handle::Local(_) => Ok(()),
+        })
+    }
+
+    fn unlock(&self, handle: &mut Handle, level: LockLevel) -> VfsResult<()> {
+        guarded("unlock", || match handle {
+            Handle::Main(db) => db.unlock(level),
+            Handle::Local(_) => Ok(()),
+        })
+    }
+
+    fn check_reserved_lock(&self, _handle: &mut Handle) -> VfsResult<bool> {
+        Ok(false)
+    }
+
+    fn sync(&self, handle: &mut Handle) -> VfsResult<()> {
+        guarded("sync", || match handle {
+            Handle::Main(_) => Ok(()),
+            Handle::Local(f) => f.sync(),
+        })
+    }
+
+    fn close(&self, handle: Handle) -> VfsResult<()> {
+        guarded("close", move || {
+            drop(handle);
+            Ok(())
+        })
+    }
+
+    fn pragma(&self, handle: &mut Handle, p: Pragma<'_>) -> Result<Option<String>, PragmaErr> {
+        catch_unwind(AssertUnwindSafe(|| match handle {
+            Handle::Main(db) => pragma::handle(db, p.name, p.arg),
+            Handle::Local(_) => Err(PragmaErr::NotFound),
+        }))
+        .unwrap_or_else(|_| {
+            tracing::error!(pragma = p.name, "internal error (panic) in pragma");
+            Err(PragmaErr::Fail(
+                vars::SQLITE_INTERNAL,
+                Some("internal error in the litestream VFS".into()),
+            ))
+        })
+    }
+}
