@@ -4,7 +4,7 @@ PRAGMA litestream_txid;
 PRAGMA litestream_txid = '0000000000000001';
 SELECT count(*), round(sum(price), 2) FROM items;
 SELECT litestream_txid();
-PRAGMA litestream_time = 'latest';
+SELECT litestream_set_time('latest') IS NULL;
 SELECT count(*), round(sum(price), 2) FROM items;
 PRAGMA litestream_time = 'the day after never';
 PRAGMA litestream_txid = '00000000000000ff';

@@ -88,16 +88,17 @@ pub fn dump(conn: &Connection, sql: &str) -> rusqlite::Result<Vec<Vec<String>>> 
 }
 
 /// Runs the `sqlite3` shell with the extension loaded, `script` on standard input and extra
-/// environment; returns stdout followed by stderr.
+/// environment; returns what it printed, errors interleaved with results.
 pub fn shell(script: &str, env: &[(&str, &str)]) -> Result<String> {
     use std::io::Write;
     use std::process::{Command, Stdio};
     let so = extension_path()?;
-    let mut cmd = Command::new("sqlite3");
-    cmd.arg("-batch")
-        .arg("-cmd")
+    // Through `sh` so errors (stderr) interleave with results (stdout) as a user sees them.
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg("exec sqlite3 -batch -cmd \"$1\" :memory: 2>&1")
+        .arg("sh")
         .arg(format!(".load {}", so.display()))
-        .arg(":memory:")
         .env_remove("LITESTREAM_REPLICA_URL")
         .env_remove("AWS_CA_BUNDLE")
         .env("AWS_ACCESS_KEY_ID", testkit::s3::ACCESS_KEY)

@@ -91,9 +91,11 @@ pub(crate) async fn load(remote: &Remote, info: &FileInfo, path: Path, id: u64) 
                 let tail = remote.get_suffix(&path, n).await?;
                 match ltx::decode_page_index(info.size, &tail).map_err(corrupt)? {
                     ltx::PageIndexDecode::Complete(index) => index,
-                    ltx::PageIndexDecode::NeedTail(m) => return Err(Error::Inconsistent(format!(
+                    ltx::PageIndexDecode::NeedTail(m) => {
+                        return Err(Error::Inconsistent(format!(
                         "{path}: page index still incomplete after fetching {n} bytes (wants {m})"
-                    ))),
+                    )))
+                    }
                 }
             }
         };

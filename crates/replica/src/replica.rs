@@ -145,14 +145,17 @@ pub fn open(opts: &ReplicaOptions) -> Result<Session> {
         Some(r) => r,
         None => {
             let fresh = runtime::block_on(Replica::connect(opts.clone()))?;
-            let r = REGISTRY
-                .lock()
-                .get_or_insert_with(HashMap::new)
-                .entry(key)
-                .or_insert(fresh)
-                .clone();
-            Replica::spawn_poller(Arc::downgrade(&r));
-            r
+            let mut reg = REGISTRY.lock();
+            let map = reg.get_or_insert_with(HashMap::new);
+            // Another thread may have opened the same URL meanwhile: keep the first one.
+            match map.get(&key) {
+                Some(r) => r.clone(),
+                None => {
+                    map.insert(key, fresh.clone());
+                    Replica::spawn_poller(Arc::downgrade(&fresh));
+                    fresh
+                }
+            }
         }
     };
     replica.sessions.fetch_add(1, Ordering::AcqRel);

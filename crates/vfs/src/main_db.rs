@@ -105,13 +105,21 @@ impl MainDb {
         Ok(())
     }
 
-    /// Database size in bytes.
+    /// Database size in bytes. A failed open looks like an empty file: SQLite reads the header
+    /// inside `sqlite3_open`, before the connection hook can report why the open failed.
     pub fn file_size(&self) -> VfsResult<usize> {
+        if self.session.is_none() {
+            return Ok(0);
+        }
         Ok(self.version()?.db_size() as usize)
     }
 
     /// Reads `buf.len()` bytes at `offset`; returns the bytes read (short past the end).
     pub fn read(&mut self, offset: usize, buf: &mut [u8]) -> VfsResult<usize> {
+        if self.session.is_none() {
+            // See `file_size`; the first lock reports the failure.
+            return Ok(0);
+        }
         let v = self.version()?;
         let session: Arc<replica::Replica> = Arc::clone(self.session()?);
         let page_size = v.page_size() as usize;
