@@ -32,7 +32,7 @@ trap 'kill $LS_PID 2>/dev/null; wait $LS_PID 2>/dev/null || true' EXIT
 
 wait_for_files() { # until the replica holds at least $1 level-0 files
   for _ in $(seq 1 100); do
-    n=$(find "$DEMO/replica/ltx/0" -name '*.ltx' 2>/dev/null | wc -l)
+    n=$( (find "$DEMO/replica/ltx/0" -name '*.ltx' 2>/dev/null || true) | wc -l)
     [ "$n" -ge "$1" ] && return 0
     sleep 0.1
   done

@@ -10,11 +10,11 @@ use testkit::S3Server;
 const SECRET: &str = "s3cr3t-never-shown";
 
 fn open_error(url: &str, env: &[(&str, &str)]) -> Result<String> {
-    let script = format!(".open file:app.db?vfs=litestream\nSELECT 1;\n");
+    let script = ".open file:app.db?vfs=litestream\nSELECT 1;\n";
     let mut env = env.to_vec();
     env.push(("LITESTREAM_REPLICA_URL", url));
     let start = Instant::now();
-    let out = shell(&script, &env)?;
+    let out = shell(script, &env)?;
     assert!(
         start.elapsed() < Duration::from_secs(30),
         "open took {:?}",

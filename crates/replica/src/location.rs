@@ -91,26 +91,19 @@ pub fn connect(url: &str, env: Env<'_>) -> Result<Location> {
             let key_id = env("LITESTREAM_ACCESS_KEY_ID").or_else(|| env("AWS_ACCESS_KEY_ID"));
             let secret =
                 env("LITESTREAM_SECRET_ACCESS_KEY").or_else(|| env("AWS_SECRET_ACCESS_KEY"));
-            let mut b = AmazonS3Builder::new()
-                .with_bucket_name(&bucket)
-                .with_region(region)
-                .with_client_options(client_options(env, skip_verify)?)
-                .with_retry(retry_config());
-            match (key_id, secret) {
+            let b = match (key_id, secret) {
                 (Some(k), Some(s)) => {
-                    b = b.with_access_key_id(k).with_secret_access_key(s);
-                    if let Some(t) = env("AWS_SESSION_TOKEN") {
-                        b = b.with_token(t);
+                    let b = AmazonS3Builder::new()
+                        .with_access_key_id(k)
+                        .with_secret_access_key(s);
+                    match env("AWS_SESSION_TOKEN") {
+                        Some(t) => b.with_token(t),
+                        None => b,
                     }
                 }
-                (None, None) if endpoint.is_none() => {
-                    // Real AWS: let the standard provider chain (web identity, container, instance
-                    // metadata) find credentials, as the AWS SDK in the Go tools does.
-                    b = AmazonS3Builder::from_env()
-                        .with_bucket_name(&bucket)
-                        .with_client_options(client_options(env, skip_verify)?)
-                        .with_retry(retry_config());
-                }
+                // Real AWS: let the standard provider chain (web identity, container, instance
+                // metadata) find credentials, as the AWS SDK in the Go tools does.
+                (None, None) if endpoint.is_none() => AmazonS3Builder::from_env(),
                 (k, _) => {
                     // With an explicit endpoint there is no metadata service to ask, and probing
                     // one would hang or reach outside the configured network.
@@ -124,35 +117,31 @@ pub fn connect(url: &str, env: Env<'_>) -> Result<Location> {
                         missing.trim_start_matches("AWS_")
                     )));
                 }
-            }
+            };
+            let mut b = b
+                .with_bucket_name(&bucket)
+                .with_region(region)
+                .with_client_options(client_options(env, skip_verify)?)
+                .with_retry(retry_config());
             if let Some(ep) = endpoint {
                 b = b
                     .with_endpoint(&ep)
                     .with_allow_http(ep.starts_with("http://"))
                     .with_virtual_hosted_style_request(force_path_style == Some(false));
             }
-            let store = b
-                .build()
-                .map_err(|e| Error::Config(format!("{display}: {e}")))?;
-            Ok(Location {
-                store: Arc::new(store),
-                root: Path::from(path),
-                display,
-            })
+            located(b.build(), path, display)
         }
         "gs" => {
             let bucket = bucket(&parsed, &display)?;
-            let store = GoogleCloudStorageBuilder::from_env()
-                .with_bucket_name(bucket)
-                .with_client_options(client_options(env, false)?)
-                .with_retry(retry_config())
-                .build()
-                .map_err(|e| Error::Config(format!("{display}: {e}")))?;
-            Ok(Location {
-                store: Arc::new(store),
-                root: Path::from(path),
+            located(
+                GoogleCloudStorageBuilder::from_env()
+                    .with_bucket_name(bucket)
+                    .with_client_options(client_options(env, false)?)
+                    .with_retry(retry_config())
+                    .build(),
+                path,
                 display,
-            })
+            )
         }
         "abs" => {
             let container = bucket(&parsed, &display)?;
@@ -173,19 +162,25 @@ pub fn connect(url: &str, env: Env<'_>) -> Result<Location> {
             {
                 b = b.with_access_key(k);
             }
-            let store = b
-                .build()
-                .map_err(|e| Error::Config(format!("{display}: {e}")))?;
-            Ok(Location {
-                store: Arc::new(store),
-                root: Path::from(path),
-                display,
-            })
+            located(b.build(), path, display)
         }
         other => Err(Error::Config(format!(
             "unsupported replica URL scheme {other:?} in {display}: supported are file, s3, gs, abs"
         ))),
     }
+}
+
+fn located<S: ObjectStore>(
+    built: object_store::Result<S>,
+    path: String,
+    display: String,
+) -> Result<Location> {
+    let store = built.map_err(|e| Error::Config(format!("{display}: {e}")))?;
+    Ok(Location {
+        store: Arc::new(store),
+        root: Path::from(path),
+        display,
+    })
 }
 
 fn local(dir: &str, display: &str) -> Result<Location> {

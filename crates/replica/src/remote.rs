@@ -8,7 +8,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::path::Path;
-use object_store::{GetOptions, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt};
+use object_store::{GetOptions, GetRange, ObjectMeta, ObjectStore};
 use tracing::Instrument;
 
 use crate::error::{Error, Result};
@@ -80,29 +80,26 @@ impl Remote {
     /// GETs a whole object.
     pub async fn get_whole(&self, key: &Path) -> Result<Bytes> {
         let span = tracing::debug_span!("get_whole", key = %key);
-        let start = Instant::now();
-        async {
-            Stats::add(&self.stats.get_whole, 1);
-            let r = self.store.get(key).await;
-            let bytes = match r {
-                Ok(r) => r.bytes().await,
-                Err(e) => Err(e),
-            }
-            .map_err(|e| self.failed("get", key, start, e))?;
-            Stats::add(&self.stats.bytes_read, bytes.len() as u64);
-            Ok(bytes)
-        }
-        .instrument(span)
-        .await
+        Stats::add(&self.stats.get_whole, 1);
+        self.fetch(key, GetOptions::default())
+            .instrument(span)
+            .await
     }
 
     async fn get(&self, key: &Path, range: GetRange) -> Result<Bytes> {
-        let start = Instant::now();
         Stats::add(&self.stats.get_range, 1);
-        let opts = GetOptions {
-            range: Some(range),
-            ..Default::default()
-        };
+        self.fetch(
+            key,
+            GetOptions {
+                range: Some(range),
+                ..Default::default()
+            },
+        )
+        .await
+    }
+
+    async fn fetch(&self, key: &Path, opts: GetOptions) -> Result<Bytes> {
+        let start = Instant::now();
         let r = self.store.get_opts(key, opts).await;
         let bytes = match r {
             Ok(r) => r.bytes().await,

@@ -240,10 +240,7 @@ impl Replica {
         match target {
             Target::Latest => Ok(cur),
             Target::Txid(t) if t == cur.txid() => Ok(cur),
-            _ => {
-                let me = self.clone();
-                runtime::block_on(async move { me.build_at(target).await.map(Arc::new) })
-            }
+            _ => self.build_blocking(target).map(Arc::new),
         }
     }
 
@@ -260,7 +257,7 @@ impl Replica {
                 // The file was deleted under us (retention after compaction). Rebuild the same
                 // TXID from the files that exist now and read from there.
                 tracing::info!(%key, txid = version.txid(), "file gone; re-planning this version");
-                let again = self.version_at_exact(version.txid()).map_err(|e| match e {
+                let again = self.build_blocking(Target::Txid(version.txid())).map_err(|e| match e {
                     Error::TargetUnavailable(m) => Error::TargetUnavailable(format!(
                         "the state this read transaction started on was compacted away ({m}); retry the transaction"
                     )),
@@ -272,9 +269,10 @@ impl Replica {
         }
     }
 
-    fn version_at_exact(self: &Arc<Self>, txid: u64) -> Result<Version> {
+    /// Builds the version at `target` from a fresh listing, even when it is the current TXID.
+    fn build_blocking(self: &Arc<Self>, target: Target) -> Result<Version> {
         let me = self.clone();
-        runtime::block_on(async move { me.build_at(Target::Txid(txid)).await })
+        runtime::block_on(async move { me.build_at(target).await })
     }
 
     fn read_page_from(

