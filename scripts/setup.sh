@@ -10,6 +10,8 @@ if ! ldconfig -p 2>/dev/null | grep -q 'libclang.*\.so' && ! ls /usr/lib/llvm-*/
   need_apt+=(libclang-dev)
 fi
 command -v sqlite3 >/dev/null 2>&1 || need_apt+=(sqlite3)
+# Debian's Python can load SQLite extensions (the host test uses it); pyenv builds often cannot.
+[ -x /usr/bin/python3 ] || need_apt+=(python3)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]} from Debian"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"

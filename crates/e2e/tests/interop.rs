@@ -54,7 +54,7 @@ fn eventually(what: &str, timeout: Duration, mut f: impl FnMut() -> Result<bool>
     }
 }
 
-fn scenario(target: ReplicaTarget) -> Result<()> {
+fn scenario(target: ReplicaTarget, server: Option<&S3Server>) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let primary = PrimaryDb::create(&dir.path().join("app.db"))?;
     primary.exec("CREATE TABLE t(id INTEGER PRIMARY KEY, grp INTEGER, body TEXT); CREATE INDEX t_grp ON t(grp);")?;
@@ -122,6 +122,10 @@ fn scenario(target: ReplicaTarget) -> Result<()> {
     assert_eq!(epoch_ms(&t)?, epoch_ms(&time_a)?);
     vfs.query_row("PRAGMA litestream_time = 'latest'", [], |_| Ok(()))?;
     assert_eq!(dump(&vfs, ROWS)?, ours);
+    if let Some(server) = server {
+        // Unlike the Go VFS, time travel reads no object metadata: no HEAD requests at all.
+        assert_eq!(server.stats().head, 0, "HEAD requests were sent");
+    }
 
     // Following the live primary.
     write_batch(&primary, 50, 300)?;
@@ -162,7 +166,7 @@ fn epoch_ms(s: &str) -> Result<i64> {
 #[test]
 fn go_replica_on_local_files() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    scenario(ReplicaTarget::file(&dir.path().join("replica"))?)
+    scenario(ReplicaTarget::file(&dir.path().join("replica"))?, None)
 }
 
 #[test]
@@ -170,5 +174,8 @@ fn go_replica_on_s3() -> Result<()> {
     let root = tempfile::tempdir()?;
     let server = S3Server::start(root.path())?;
     server.create_bucket("bucket")?;
-    scenario(ReplicaTarget::s3(&server, "bucket", "db/app"))
+    scenario(
+        ReplicaTarget::s3(&server, "bucket", "db/app"),
+        Some(&server),
+    )
 }

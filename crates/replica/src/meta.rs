@@ -15,8 +15,16 @@ use crate::stats::Stats;
 /// and lets us verify the file checksum. Most level-0 files are this small.
 pub const WHOLE_FILE_MAX: u64 = 64 * 1024;
 
-/// Initial guess of the trailer + index size; Litestream uses the same figure.
-const SUFFIX_GUESS: u64 = 32 * 1024;
+/// Smallest first guess of the trailer + index size (Litestream always guesses 32 KiB).
+const SUFFIX_MIN: u64 = 32 * 1024;
+/// Largest first guess. An index costs about 8 bytes per page and a compressed frame is rarely
+/// under 64 bytes, so `size / 8` holds the whole index of almost any file; a miss costs one
+/// more round trip, an overshoot only bytes.
+const SUFFIX_MAX: u64 = 8 * 1024 * 1024;
+
+fn suffix_guess(size: u64) -> u64 {
+    (size / 8).clamp(SUFFIX_MIN, SUFFIX_MAX)
+}
 
 /// Identity of an LTX file within a replica.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -82,7 +90,7 @@ pub(crate) async fn load(remote: &Remote, info: &FileInfo, path: Path, id: u64) 
     } else {
         let (head, tail) = futures::try_join!(
             remote.get_range(&path, 0..ltx::HEADER_SIZE as u64),
-            remote.get_suffix(&path, SUFFIX_GUESS),
+            remote.get_suffix(&path, suffix_guess(info.size)),
         )?;
         let header = ltx::Header::decode(&head).map_err(corrupt)?;
         let index = match ltx::decode_page_index(info.size, &tail).map_err(corrupt)? {
