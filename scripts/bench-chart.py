@@ -25,7 +25,7 @@ def fmt(r):
     return f"{r:.4f}×"
 
 
-def panel(ax, data, key, title, bound_key=None):
+def panel(ax, data, key, title, target_key, bound_key=None, invert=True):
     metrics = data["metrics"]
     groups = data["groups"]
     n = len(groups)
@@ -51,11 +51,21 @@ def panel(ax, data, key, title, bound_key=None):
                 va="center",
                 fontsize=7,
             )
+    # The issue's ceiling for this ratio, where it sets one.
+    marked = False
+    for mi, t in enumerate(data[target_key]):
+        if t is None:
+            continue
+        ax.plot([t, t], [mi - 0.45, mi + 0.45], color="crimson", linestyle="--", linewidth=1.5,
+                label=None if marked else "target (issue)")
+        marked = True
+        values.append(t)
     ax.set_xscale("log")
     ax.axvline(1.0, color="black", linewidth=1)
     ax.set_yticks(range(len(metrics)))
     ax.set_yticklabels(metrics, fontsize=9)
-    ax.invert_yaxis()
+    if invert:  # once: the two panels share the y axis
+        ax.invert_yaxis()
     if values:
         lo = min(values + [1.0])
         hi = max(values + [1.0])
@@ -72,8 +82,8 @@ def main():
         data = json.load(f)
     rows = len(data["metrics"])
     fig, axes = plt.subplots(1, 2, figsize=(15, 1.0 + 0.75 * rows), sharey=True)
-    panel(axes[0], data, "vs_go", "our VFS ÷ Go VFS", "vs_go_bound")
-    panel(axes[1], data, "vs_local", "our VFS ÷ local SQLite")
+    panel(axes[0], data, "vs_go", "our VFS ÷ Go VFS", "target_go", "vs_go_bound")
+    panel(axes[1], data, "vs_local", "our VFS ÷ local SQLite", "target_local", invert=False)
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=9, frameon=False)
     fig.suptitle(data["title"], fontsize=12)

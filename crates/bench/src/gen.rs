@@ -36,9 +36,9 @@ pub const BUCKET: &str = "bench";
 pub const REPLICA_PATH: &str = "app";
 
 /// `items` rows per MB of database (with `DOCS_PER_MB` this gives ~1 MB per MB asked).
-const ITEMS_PER_MB: i64 = 4_400;
+const ITEMS_PER_MB: i64 = 4_000;
 /// `docs` rows per MB of database.
-const DOCS_PER_MB: i64 = 880;
+const DOCS_PER_MB: i64 = 790;
 /// Categories of items.
 const CATEGORIES: i64 = 100;
 /// 2024-01-01T00:00:00Z; item `id` is created around `EPOCH + id * STEP_SECS`.

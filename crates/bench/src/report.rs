@@ -536,7 +536,20 @@ struct ChartGroup {
 struct ChartData {
     title: String,
     metrics: Vec<String>,
+    /// The issue's ceiling for ours ÷ Go / ours ÷ local, per metric.
+    target_go: Vec<Option<f64>>,
+    target_local: Vec<Option<f64>>,
     groups: Vec<ChartGroup>,
+}
+
+/// The issue's time targets as ratios: (ours ÷ Go, ours ÷ local).
+fn ratio_targets(m: Metric) -> (Option<f64>, Option<f64>) {
+    match m {
+        Metric::Open | Metric::Count | Metric::ScanDocs | Metric::TimeTravel => (Some(0.1), None),
+        Metric::PointCold => (Some(0.7), None),
+        Metric::PointWarm => (None, Some(2.0)),
+        Metric::Range | Metric::Consecutive => (None, None),
+    }
 }
 
 fn answers_check(
@@ -570,7 +583,8 @@ fn answers_check(
     }
     if bad.is_empty() {
         let rows = reference.iter().next().map(|r| r.0).unwrap_or(0);
-        (format!("same ({rows} rows)"), true)
+        let plural = if rows == 1 { "" } else { "s" };
+        (format!("same, {rows} row{plural}"), true)
     } else {
         (format!("**DIFFERENT: {}**", bad.join(", ")), false)
     }
@@ -586,6 +600,8 @@ pub fn write(results: &Results, config: &Config) -> Result<()> {
     let chart = ChartData {
         title: format!("litestream VFS read benchmark, {}", utc_now()),
         metrics: Metric::ALL.iter().map(|m| m.label().to_string()).collect(),
+        target_go: Metric::ALL.iter().map(|m| ratio_targets(*m).0).collect(),
+        target_local: Metric::ALL.iter().map(|m| ratio_targets(*m).1).collect(),
         groups: results
             .passes
             .iter()
@@ -982,8 +998,8 @@ fn join(v: &[u32]) -> String {
 const METHOD: &str = "## Method
 
 - **Data** (deterministic, `crates/bench/src/gen.rs`): `items(id INTEGER PRIMARY KEY, sku, \
-category, price, qty, created_at)` with an index on `(category, created_at)`, ~4 400 rows per MB; \
-`docs(id, item_id, title, body)` with ~600-byte bodies, ~880 rows per MB. Both tables and the \
+category, price, qty, created_at)` with an index on `(category, created_at)`, ~4 000 rows per MB; \
+`docs(id, item_id, title, body)` with ~600-byte bodies, ~790 rows per MB. Both tables and the \
 index grow together, as in a database that was written over time, so their pages interleave.
 - **Replica:** the real Go `litestream replicate` 0.5.17 uploads the bulk-loaded database to \
 testkit's S3 server (s3s-fs on 127.0.0.1, TCP_NODELAY) with compaction levels 4 s / 8 s / 16 s, \

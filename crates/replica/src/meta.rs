@@ -17,13 +17,14 @@ pub const WHOLE_FILE_MAX: u64 = 64 * 1024;
 
 /// Smallest first guess of the trailer + index size (Litestream always guesses 32 KiB).
 const SUFFIX_MIN: u64 = 32 * 1024;
-/// Largest first guess. An index costs about 8 bytes per page and a compressed frame is rarely
-/// under 64 bytes, so `size / 8` holds the whole index of almost any file; a miss costs one
-/// more round trip, an overshoot only bytes.
-const SUFFIX_MAX: u64 = 8 * 1024 * 1024;
+/// Largest first guess.
+const SUFFIX_MAX: u64 = 2 * 1024 * 1024;
 
+/// An index costs about 8 bytes per page, and frames of real database pages rarely compress
+/// below ~512 bytes, so `size / 64` usually holds the whole index in the first GET; a miss costs
+/// one more round trip, an overshoot only bytes.
 fn suffix_guess(size: u64) -> u64 {
-    (size / 8).clamp(SUFFIX_MIN, SUFFIX_MAX)
+    (size / 64).clamp(SUFFIX_MIN, SUFFIX_MAX)
 }
 
 /// Identity of an LTX file within a replica.
