@@ -124,3 +124,166 @@ pub fn shell(script: &str, env: &[(&str, &str)]) -> Result<String> {
         String::from_utf8_lossy(&out.stderr)
     ))
 }
+
+/// A numeric field of `PRAGMA litestream_stats`.
+pub fn stat(conn: &rusqlite::Connection, name: &str) -> Result<f64> {
+    let stats: String = conn.query_row("PRAGMA litestream_stats", [], |r| r.get(0))?;
+    let key = format!("\"{name}\":");
+    stats
+        .split(&key)
+        .nth(1)
+        .and_then(|rest| rest.split([',', '}']).next())
+        .and_then(|v| v.trim_matches('"').parse().ok())
+        .with_context(|| format!("{name} missing from {stats}"))
+}
+
+/// A replica history written with our own LTX encoder from a real SQLite database: a level-9
+/// snapshot at TXID 1, then one level-0 file per later transaction. Each state's rows are
+/// known, so a test can damage the files and check what a reader gets.
+#[derive(Debug, Clone)]
+pub struct EncodedHistory {
+    /// Page size of the database (4096).
+    pub page_size: u32,
+    /// `(key relative to the replica root, file bytes)`, in TXID order, hex layout
+    /// (`0009/…`, `0000/…`, as Litestream writes to S3).
+    pub files: Vec<(String, Vec<u8>)>,
+    /// `(txid, rows of ROWS_SQL)` after each transaction.
+    pub states: Vec<(u64, Vec<Vec<String>>)>,
+}
+
+/// The query whose rows [`EncodedHistory::states`] records.
+pub const ROWS_SQL: &str = "SELECT id, grp, hex(body) FROM t ORDER BY id";
+
+impl EncodedHistory {
+    /// Builds the history: TXID 1 is a snapshot of ~300 KB (incompressible rows, so it is read
+    /// with ranged GETs), TXIDs 2..=`txids` are small level-0 files (read whole and
+    /// checksum-verified), except TXID 3, which rewrites enough rows to be larger than 64 KiB.
+    pub fn build(txids: u64) -> Result<EncodedHistory> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("src.db");
+        let conn = Connection::open(&path)?;
+        conn.execute_batch(
+            "PRAGMA page_size = 4096; PRAGMA journal_mode = DELETE;
+             CREATE TABLE t(id INTEGER PRIMARY KEY, grp INTEGER NOT NULL, body BLOB NOT NULL);
+             CREATE INDEX t_grp ON t(grp);
+             WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 240)
+             INSERT INTO t SELECT i, i % 13, randomblob(1000 + i % 100) FROM s;",
+        )?;
+        let page_size = 4096u32;
+        let read_pages = || -> Result<Vec<Vec<u8>>> {
+            let bytes = std::fs::read(&path)?;
+            Ok(bytes
+                .chunks(page_size as usize)
+                .map(<[u8]>::to_vec)
+                .collect())
+        };
+        let base_ms = 1_700_000_000_000i64;
+        let mut files = Vec::new();
+        let mut states = Vec::new();
+        let mut pages = read_pages()?;
+        let all: Vec<(u32, Vec<u8>)> = pages
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (i as u32 + 1, p.clone()))
+            .collect();
+        files.push((
+            format!("0009/{}", ltx::format_filename(1, 1)),
+            encode(page_size, 1, 1, pages.len() as u32, &all, base_ms)?,
+        ));
+        states.push((1, dump(&conn, ROWS_SQL)?));
+        for txid in 2..=txids {
+            if txid == 3 {
+                conn.execute(
+                    "UPDATE t SET body = randomblob(1100), grp = grp + 1 WHERE id <= 70",
+                    [],
+                )?;
+            } else {
+                conn.execute(
+                    "UPDATE t SET body = randomblob(900), grp = grp + 100 WHERE id % 50 = ?1",
+                    [txid as i64 % 50],
+                )?;
+                conn.execute(
+                    "INSERT INTO t(grp, body) VALUES (?1, randomblob(800))",
+                    [txid as i64],
+                )?;
+            }
+            let now = read_pages()?;
+            let changed: Vec<(u32, Vec<u8>)> = now
+                .iter()
+                .enumerate()
+                .filter(|(i, p)| pages.get(*i) != Some(*p))
+                .map(|(i, p)| (i as u32 + 1, p.clone()))
+                .collect();
+            files.push((
+                format!("0000/{}", ltx::format_filename(txid, txid)),
+                encode(
+                    page_size,
+                    txid,
+                    txid,
+                    now.len() as u32,
+                    &changed,
+                    base_ms + txid as i64 * 1000,
+                )?,
+            ));
+            states.push((txid, dump(&conn, ROWS_SQL)?));
+            pages = now;
+        }
+        Ok(EncodedHistory {
+            page_size,
+            files,
+            states,
+        })
+    }
+
+    /// Rows after `txid`, if it is one of the history's states.
+    pub fn rows_at(&self, txid: u64) -> Option<&Vec<Vec<String>>> {
+        self.states.iter().find(|(t, _)| *t == txid).map(|(_, r)| r)
+    }
+
+    /// Writes the files below `root` (a directory: a file:// replica, or a bucket directory of
+    /// the test S3 server plus a prefix).
+    pub fn write_to(&self, root: &std::path::Path) -> Result<()> {
+        for (key, bytes) in &self.files {
+            let p = root.join(key);
+            std::fs::create_dir_all(p.parent().context("key has a parent")?)?;
+            std::fs::write(&p, bytes)?;
+        }
+        Ok(())
+    }
+}
+
+fn encode(
+    page_size: u32,
+    min: u64,
+    max: u64,
+    commit: u32,
+    pages: &[(u32, Vec<u8>)],
+    ts_ms: i64,
+) -> Result<Vec<u8>> {
+    let header = ltx::Header {
+        flags: ltx::HEADER_FLAG_NO_CHECKSUM,
+        page_size,
+        commit,
+        min_txid: min,
+        max_txid: max,
+        timestamp_ms: ts_ms,
+        pre_apply_checksum: 0,
+        wal_offset: 0,
+        wal_size: 0,
+        wal_salt1: 0,
+        wal_salt2: 0,
+        node_id: 0,
+    };
+    let mut enc = ltx::Encoder::new(header)?;
+    for (pgno, data) in pages {
+        if *pgno != ltx::lock_pgno(page_size) {
+            enc.add_page(*pgno, data)?;
+        }
+    }
+    Ok(enc.finish(0)?)
+}
+
+/// The SQLite primary result code of an error, if it came from SQLite.
+pub fn sqlite_code(e: &rusqlite::Error) -> Option<rusqlite::ErrorCode> {
+    e.sqlite_error_code()
+}

@@ -21,17 +21,7 @@ fn replica(dir: &std::path::Path) -> Result<ReplicaTarget> {
 }
 
 fn page_reads(conn: &rusqlite::Connection) -> Result<u64> {
-    let stats: String = conn.query_row("PRAGMA litestream_stats", [], |r| r.get(0))?;
-    let field = |name: &str| -> u64 {
-        let key = format!("\"{name}\":");
-        stats
-            .split(&key)
-            .nth(1)
-            .and_then(|rest| rest.split([',', '}']).next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("{name} missing from {stats}"))
-    };
-    Ok(field("cache_hits") + field("cache_misses"))
+    Ok((e2e::stat(conn, "cache_hits")? + e2e::stat(conn, "cache_misses")?) as u64)
 }
 
 #[test]

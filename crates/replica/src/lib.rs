@@ -5,6 +5,7 @@
 //! [`replica`] (catalog, shared page cache, poller). Nothing here knows SQLite.
 
 pub mod error;
+pub mod hydrate;
 pub mod layout;
 pub mod location;
 pub mod meta;
@@ -17,6 +18,7 @@ pub mod target;
 pub mod version;
 
 pub use error::{Error, Result};
+pub use hydrate::{HydrationOptions, HydrationState, HydrationStatus, LocalReader};
 pub use replica::{
     open, ReadAhead, Replica, ReplicaOptions, Session, DEFAULT_CACHE_SIZE, DEFAULT_POLL_INTERVAL,
 };

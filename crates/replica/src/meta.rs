@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::plan::FileInfo;
 use crate::remote::Remote;
 use crate::stats::Stats;
+use crate::version::PageLoc;
 
 /// Files up to this size are fetched whole: one request yields header, index and every page,
 /// and lets us verify the file checksum. Most level-0 files are this small.
@@ -63,6 +64,50 @@ pub struct FileMeta {
     pub header: ltx::Header,
     /// Page frames, ascending pgno.
     pub index: Vec<ltx::PageIndexEntry>,
+}
+
+impl FileMeta {
+    /// Decodes the frames of `run` (pgno, location) out of `bytes`, which hold this file's bytes
+    /// from offset `base`. Each frame must decompress to exactly one page and hold the page the
+    /// index says; `each` gets (pgno, frame offset, page).
+    pub(crate) fn decode_run(
+        &self,
+        bytes: &[u8],
+        base: u64,
+        run: &[(u32, PageLoc)],
+        page_size: u32,
+        mut each: impl FnMut(u32, u64, Vec<u8>),
+    ) -> Result<()> {
+        for &(pgno, loc) in run {
+            let start = (loc.offset - base) as usize;
+            let frame =
+                bytes
+                    .get(start..start + loc.size as usize)
+                    .ok_or_else(|| Error::Corrupt {
+                        key: self.path.to_string(),
+                        source: ltx::Error::Truncated {
+                            what: "page frame",
+                            needed: u64::from(loc.size),
+                            got: bytes.len().saturating_sub(start) as u64,
+                        },
+                    })?;
+            let mut page = vec![0u8; page_size as usize];
+            let got = ltx::decode_page_frame(frame, page_size, &mut page).map_err(|source| {
+                Error::Corrupt {
+                    key: self.path.to_string(),
+                    source,
+                }
+            })?;
+            if got != pgno {
+                return Err(Error::Inconsistent(format!(
+                    "{}: the index puts page {pgno} at offset {}, but the frame there holds page {got}",
+                    self.path, loc.offset
+                )));
+            }
+            each(pgno, loc.offset, page);
+        }
+        Ok(())
+    }
 }
 
 /// A loaded file, plus its decoded pages when the whole file was fetched anyway.

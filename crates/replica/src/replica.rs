@@ -12,6 +12,7 @@ use parking_lot::{Mutex, RwLock};
 use quick_cache::sync::{Cache, GuardResult};
 
 use crate::error::{Error, Result};
+use crate::hydrate::{HydrationOptions, Hydrator};
 use crate::layout::{parse_key, Layout, SNAPSHOT_LEVEL};
 use crate::location;
 use crate::meta::{self, FileKey, FileMeta};
@@ -45,6 +46,8 @@ pub struct ReplicaOptions {
     pub poll_interval: Duration,
     /// Page-cache budget in bytes.
     pub cache_size: u64,
+    /// Pull the whole database to a local file in the background.
+    pub hydration: Option<HydrationOptions>,
 }
 
 impl ReplicaOptions {
@@ -54,6 +57,7 @@ impl ReplicaOptions {
             url: url.into(),
             poll_interval: DEFAULT_POLL_INTERVAL,
             cache_size: DEFAULT_CACHE_SIZE,
+            hydration: None,
         }
     }
 }
@@ -99,6 +103,9 @@ pub struct Replica {
     sessions: AtomicUsize,
     idle_since: Mutex<Option<Instant>>,
     poll_lock: tokio::sync::Mutex<()>,
+    pub(crate) hydrator: Mutex<Option<Arc<Hydrator>>>,
+    /// Woken whenever a newer version is published.
+    pub(crate) new_version: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for Replica {
@@ -128,6 +135,7 @@ impl Drop for Session {
     fn drop(&mut self) {
         if self.replica.sessions.fetch_sub(1, Ordering::AcqRel) == 1 {
             *self.replica.idle_since.lock() = Some(Instant::now());
+            self.replica.stop_hydration();
         }
     }
 }
@@ -160,6 +168,9 @@ pub fn open(opts: &ReplicaOptions) -> Result<Session> {
     };
     replica.sessions.fetch_add(1, Ordering::AcqRel);
     *replica.idle_since.lock() = None;
+    if let Some(h) = &opts.hydration {
+        replica.start_hydration(h);
+    }
     Ok(Session { replica })
 }
 
@@ -193,6 +204,8 @@ impl Replica {
             sessions: AtomicUsize::new(0),
             idle_since: Mutex::new(None),
             poll_lock: tokio::sync::Mutex::new(()),
+            hydrator: Mutex::new(None),
+            new_version: Arc::new(tokio::sync::Notify::new()),
             remote,
             opts,
         };
@@ -325,42 +338,23 @@ impl Replica {
         let remote = self.remote.clone();
         let path = file.path.clone();
         let bytes = runtime::block_on(async move { remote.get_range(&path, span).await })?;
-        for (p, l) in &run {
-            let start = (l.offset - first) as usize;
-            let frame =
-                bytes
-                    .get(start..start + l.size as usize)
-                    .ok_or_else(|| Error::Corrupt {
-                        key: file.path.to_string(),
-                        source: ltx::Error::Truncated {
-                            what: "page frame",
-                            needed: u64::from(l.size),
-                            got: bytes.len().saturating_sub(start) as u64,
-                        },
-                    })?;
-            let mut page = vec![0u8; page_size];
-            let got = ltx::decode_page_frame(frame, version.page_size(), &mut page).map_err(
-                |source| Error::Corrupt {
-                    key: file.path.to_string(),
-                    source,
-                },
-            )?;
-            if got != *p {
-                return Err(Error::Inconsistent(format!(
-                    "{}: the index puts page {p} at offset {}, but the frame there holds page {got}",
-                    file.path, l.offset
-                )));
-            }
-            if *p == pgno {
-                out.copy_from_slice(&page);
-                // Inserting through the guard wakes every reader waiting for this page.
-                if let Some(g) = guard.take() {
-                    let _ = g.insert(Bytes::from(page));
+        file.decode_run(
+            &bytes,
+            first,
+            &run,
+            version.page_size(),
+            |p, offset, page| {
+                if p == pgno {
+                    out.copy_from_slice(&page);
+                    // Inserting through the guard wakes every reader waiting for this page.
+                    if let Some(g) = guard.take() {
+                        let _ = g.insert(Bytes::from(page));
+                    }
+                } else {
+                    self.cache.insert((file.id, offset), Bytes::from(page));
                 }
-            } else {
-                self.cache.insert((file.id, l.offset), Bytes::from(page));
-            }
-        }
+            },
+        )?;
         Ok(())
     }
 
@@ -445,20 +439,8 @@ impl Replica {
             if unknown.is_empty() {
                 return Ok(());
             }
-            let heads = futures::future::try_join_all(unknown.iter().map(|f| {
-                let path = self
-                    .layout
-                    .file_key(&self.remote.root, f.level, f.min_txid, f.max_txid);
-                let remote = &self.remote;
-                async move {
-                    let b = remote.get_range(&path, 0..ltx::HEADER_SIZE as u64).await?;
-                    ltx::Header::decode(&b).map_err(|source| Error::Corrupt {
-                        key: path.to_string(),
-                        source,
-                    })
-                }
-            }))
-            .await?;
+            let heads =
+                futures::future::try_join_all(unknown.iter().map(|f| self.fetch_header(f))).await?;
             let mut cat = self.catalog.lock();
             for (f, h) in unknown.iter().zip(heads) {
                 cat.header_ts.insert(FileKey::from(f), h.timestamp_ms);
@@ -470,6 +452,31 @@ impl Replica {
             }
         }
         Ok(())
+    }
+
+    /// The 100-byte header of `f` (one ranged GET; no HEAD request).
+    async fn fetch_header(&self, f: &FileInfo) -> Result<ltx::Header> {
+        let path = self
+            .layout
+            .file_key(&self.remote.root, f.level, f.min_txid, f.max_txid);
+        let b = self
+            .remote
+            .get_range(&path, 0..ltx::HEADER_SIZE as u64)
+            .await?;
+        ltx::Header::decode(&b).map_err(|source| Error::Corrupt {
+            key: path.to_string(),
+            source,
+        })
+    }
+
+    /// The header timestamp of `f`, from what is already known or from its header.
+    pub(crate) async fn header_ts(&self, f: &FileInfo) -> Result<i64> {
+        if let Some(ts) = self.catalog.lock().header_ts.get(&FileKey::from(f)) {
+            return Ok(*ts);
+        }
+        let ts = self.fetch_header(f).await?.timestamp_ms;
+        self.catalog.lock().header_ts.insert(FileKey::from(f), ts);
+        Ok(ts)
     }
 
     /// Header and index of each file of `plan`, loading the missing ones in parallel.
@@ -530,7 +537,25 @@ impl Replica {
         if v.txid() >= cur.txid() {
             tracing::debug!(txid = v.txid(), "new version");
             *cur = Arc::new(v);
+            self.new_version.notify_waiters();
         }
+    }
+
+    pub(crate) fn poll_interval(&self) -> Duration {
+        self.opts.poll_interval
+    }
+
+    pub(crate) fn remote(&self) -> &Remote {
+        &self.remote
+    }
+
+    /// Every file the catalog knows.
+    pub(crate) fn catalog_files(&self) -> Vec<FileInfo> {
+        self.catalog.lock().files.values().cloned().collect()
+    }
+
+    pub(crate) async fn metas_for_plan(&self, plan: &[FileInfo]) -> Result<Vec<Arc<FileMeta>>> {
+        self.metas_for(plan).await
     }
 
     /// One poll: list level 0 after the current TXID (one LIST), apply what continues the chain.

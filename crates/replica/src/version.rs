@@ -122,6 +122,11 @@ impl Version {
         &self.files
     }
 
+    pub(crate) fn raw_loc(&self, pgno: u32) -> Option<PageLoc> {
+        let loc = *self.pages.get(pgno.checked_sub(1)? as usize)?;
+        (loc.size != 0).then_some(loc)
+    }
+
     pub(crate) fn loc(&self, pgno: u32) -> Option<(&Arc<FileMeta>, PageLoc)> {
         let loc = *self.pages.get(pgno.checked_sub(1)? as usize)?;
         if loc.size == 0 {

@@ -13,6 +13,7 @@ fn opts(url: &str) -> ReplicaOptions {
         url: url.into(),
         poll_interval: Duration::from_millis(50),
         cache_size: 8 << 20,
+        hydration: None,
     }
 }
 

@@ -420,7 +420,7 @@ fn yaml_str(s: &str) -> String {
 
 /// Formats a duration for Go's `time.ParseDuration` (which accepts e.g. `1500ms`, `250us`).
 fn go_duration(d: Duration) -> String {
-    if d.subsec_micros() % 1000 == 0 {
+    if d.subsec_micros().is_multiple_of(1000) {
         format!("{}ms", d.as_millis())
     } else {
         format!("{}us", d.as_micros())

@@ -17,9 +17,9 @@ pub struct Config {
     pub cache_size: u64,
     /// Write mode requested (not available in this version: the database opens read-only).
     pub write_enabled: bool,
-    /// Hydration path requested (not available in this version).
+    /// Hydrate to this file (kept after close, resumed on the next open).
     pub hydration_path: Option<String>,
-    /// Hydration requested (not available in this version).
+    /// Hydrate; without a path, to a temporary file deleted on close.
     pub hydration_enabled: bool,
 }
 

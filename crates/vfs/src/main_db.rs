@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use replica::{ReadAhead, Session, Target, Version};
+use replica::{LocalReader, ReadAhead, Session, Target, Version};
 use sqlite_plugin::flags::LockLevel;
 use sqlite_plugin::vars;
 use sqlite_plugin::vfs::VfsResult;
@@ -24,6 +24,8 @@ pub struct MainDb {
     pub pinned: Option<Arc<Version>>,
     /// The version of the read transaction in progress.
     txn: Option<Arc<Version>>,
+    /// The hydrated file, when it holds exactly `txn`'s state.
+    local: Option<LocalReader>,
     lock: LockLevel,
     ra: ReadAhead,
     page: Vec<u8>,
@@ -55,6 +57,7 @@ impl MainDb {
             target: Target::Latest,
             pinned: None,
             txn: None,
+            local: None,
             lock: LockLevel::Unlocked,
             ra: ReadAhead::default(),
             page: Vec::new(),
@@ -125,12 +128,14 @@ impl MainDb {
             let pos = offset + done;
             let pgno = (pos / page_size + 1) as u32;
             let in_page = pos % page_size;
-            session
-                .read_page(&v, pgno, &mut self.page, &mut self.ra)
-                .map_err(|e| {
-                    tracing::error!(pgno, txid = v.txid(), error = %e, "page read failed");
-                    errors::read_code(&e)
-                })?;
+            let read = match &self.local {
+                Some(local) => local.read_page(pgno, &mut self.page),
+                None => session.read_page(&v, pgno, &mut self.page, &mut self.ra),
+            };
+            read.map_err(|e| {
+                tracing::error!(pgno, txid = v.txid(), error = %e, "page read failed");
+                errors::read_code(&e)
+            })?;
             if pgno == 1 {
                 patch_header(&mut self.page, v.txid());
             }
@@ -154,6 +159,7 @@ impl MainDb {
                 Some(v) => v.clone(),
                 None => self.session()?.current(),
             };
+            self.local = self.session()?.local_reader(&v);
             self.txn = Some(v);
         }
         self.lock = self.lock.max(level);
@@ -165,6 +171,7 @@ impl MainDb {
     pub fn unlock(&mut self, level: LockLevel) -> VfsResult<()> {
         if level == LockLevel::Unlocked {
             self.txn = None;
+            self.local = None;
         }
         self.lock = level.min(self.lock);
         Ok(())

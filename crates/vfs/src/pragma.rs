@@ -52,8 +52,14 @@ pub fn handle(db: &mut MainDb, name: &str, arg: Option<&str>) -> PragmaResult {
             Ok(false) => Ok(Some("0".into())),
             _ => Err(fail("write mode is not available in this version of the litestream VFS; the database is read-only".into())),
         },
-        ("litestream_hydration_progress", None) => Ok(Some("0".into())),
-        ("litestream_hydration_file", None) => Ok(Some(String::new())),
+        ("litestream_hydration_progress", None) => {
+            let status = db.session.as_ref().and_then(|s| s.hydration_status());
+            Ok(Some(status.map_or("0".into(), |h| format!("{:.1}", h.progress))))
+        }
+        ("litestream_hydration_file", None) => {
+            let status = db.session.as_ref().and_then(|s| s.hydration_status());
+            Ok(Some(status.map_or(String::new(), |h| h.path.display().to_string())))
+        }
         (
             "litestream_lag" | "litestream_stats" | "litestream_replica_url" | "litestream_poll_interval"
             | "litestream_cache_size" | "litestream_hydration_progress" | "litestream_hydration_file",
@@ -109,5 +115,18 @@ fn stats(db: &MainDb) -> Result<String, PragmaErr> {
         v.page_size(),
         v.commit()
     ));
+    if let Some(h) = s.hydration_status() {
+        out.pop();
+        let state = match &h.state {
+            replica::HydrationState::Building => "building".to_string(),
+            replica::HydrationState::Ready => "ready".to_string(),
+            replica::HydrationState::Busy => "busy".to_string(),
+            replica::HydrationState::Failed(e) => format!("failed: {}", e.replace('"', "'")),
+        };
+        out.push_str(&format!(
+            ",\"hydration_state\":\"{state}\",\"hydration_txid\":\"{:016x}\",\"hydration_progress\":{:.1},\"hydration_bytes\":{},\"hydration_files\":{},\"hydration_reads\":{}}}",
+            h.txid, h.progress, h.bytes, h.files, h.reads
+        ));
+    }
     Ok(out)
 }

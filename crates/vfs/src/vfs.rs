@@ -2,7 +2,9 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use replica::ReplicaOptions;
+use std::path::PathBuf;
+
+use replica::{HydrationOptions, ReplicaOptions};
 use sqlite_plugin::flags::{AccessFlags, LockLevel, OpenKind, OpenOpts};
 use sqlite_plugin::vars;
 use sqlite_plugin::vfs::{Pragma, PragmaErr, Vfs, VfsHandle, VfsResult};
@@ -74,13 +76,18 @@ impl LitestreamVfs {
         if config.write_enabled {
             tracing::warn!(db = path, "write mode was requested, but this version of the litestream VFS is read-only; opening read-only");
         }
-        if config.hydration_enabled || config.hydration_path.is_some() {
-            tracing::warn!(db = path, "hydration was requested, but this version of the litestream VFS does not hydrate; reading remotely");
-        }
+        // A path alone starts hydration (with the Go VFS it silently did nothing); `enabled`
+        // without a path hydrates to a temporary file.
+        let hydration = (config.hydration_enabled || config.hydration_path.is_some()).then(|| {
+            HydrationOptions {
+                path: config.hydration_path.clone().map(PathBuf::from),
+            }
+        });
         let opts = ReplicaOptions {
             url: config.replica_url.clone(),
             poll_interval: config.poll_interval,
             cache_size: config.cache_size,
+            hydration,
         };
         match replica::open(&opts) {
             Ok(session) => Handle::Main(Box::new(MainDb::new(session, config))),
