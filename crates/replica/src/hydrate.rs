@@ -30,7 +30,7 @@ use parking_lot::{Mutex, RawRwLock, RwLock};
 
 use crate::error::{Error, Result};
 use crate::meta::FileMeta;
-use crate::plan::{extend_chain, FileInfo, PlanTarget};
+use crate::plan::{cheapest_chain, FileInfo};
 use crate::replica::Replica;
 use crate::version::{PageLoc, Version};
 
@@ -619,13 +619,12 @@ async fn build(r: &Arc<Replica>, hyd: &Arc<Hydrator>, v: &Version) -> Result<()>
 /// under the exclusive lock, so no read transaction sees a half-applied state.
 async fn catch_up(r: &Arc<Replica>, hyd: &Arc<Hydrator>, from: u64, cur: &Version) -> Result<()> {
     let files: Vec<FileInfo> = r.catalog_files();
-    let chain = extend_chain(&files, from, PlanTarget::Txid(cur.txid()));
-    if chain.last().map(|f| f.max_txid) != Some(cur.txid()) {
+    let Some(chain) = cheapest_chain(&files, from, cur.txid()) else {
         return Err(Error::TargetUnavailable(format!(
             "no chain of files leads from {from:016x} to {:016x}",
             cur.txid()
         )));
-    }
+    };
     let metas = r.metas_for_plan(&chain).await?;
     let decoded = futures::future::try_join_all(metas.iter().map(|m| {
         let remote = r.remote().clone();

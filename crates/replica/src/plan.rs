@@ -129,6 +129,46 @@ pub fn extend_chain(files: &[FileInfo], mut cur: u64, target: PlanTarget) -> Vec
     }
 }
 
+/// The chain from the state at `from` to exactly `to` whose files add up to the fewest bytes,
+/// for callers that download whole files. `extend_chain` reaches furthest per step, which picks
+/// a compaction spanning `1..=to` (the whole database) over the one small file after `from`.
+/// Every file moves the chain forward, so one pass over the reachable TXIDs in ascending order
+/// settles each of them for good.
+pub fn cheapest_chain(files: &[FileInfo], from: u64, to: u64) -> Option<Vec<FileInfo>> {
+    use std::collections::BTreeMap;
+    // TXID reached -> (bytes to get there, file used to get there, TXID it continued).
+    let mut best: BTreeMap<u64, (u64, Option<usize>, u64)> = BTreeMap::new();
+    best.insert(from, (0, None, from));
+    let mut cur = Some(from);
+    while let Some(at) = cur {
+        let cost = best[&at].0;
+        for (i, f) in files.iter().enumerate() {
+            let continues = f.level < SNAPSHOT_LEVEL
+                && f.min_txid <= at.saturating_add(1)
+                && f.max_txid > at
+                && f.max_txid <= to;
+            if !continues {
+                continue;
+            }
+            let c = cost.saturating_add(f.size);
+            let e = best.entry(f.max_txid).or_insert((u64::MAX, None, at));
+            if c < e.0 {
+                *e = (c, Some(i), at);
+            }
+        }
+        cur = best.range(at + 1..).next().map(|(k, _)| *k);
+    }
+    let mut out = Vec::new();
+    let mut at = to;
+    while at != from {
+        let (_, file, prev) = *best.get(&at)?;
+        out.push(files[file?].clone());
+        at = prev;
+    }
+    out.reverse();
+    Some(out)
+}
+
 /// A file admitted by `target` that lies wholly beyond the chain's end `reached`: evidence of
 /// missing files.
 pub fn first_gap(files: &[FileInfo], reached: u64, target: PlanTarget) -> Option<&FileInfo> {
@@ -185,6 +225,34 @@ mod tests {
         let files = vec![f(0, 1, 1, 1), f(0, 2, 2, 2), f(1, 1, 2, 3), f(0, 3, 3, 4)];
         let plan = restore_plan(&files, PlanTarget::Latest).unwrap();
         assert_eq!(ranges(&plan), vec![(1, 1, 2), (0, 3, 3)]);
+    }
+
+    #[test]
+    fn cheapest_chain_prefers_few_bytes_over_reach() {
+        let sized = |level, min, max, size| FileInfo {
+            size,
+            ..f(level, min, max, 0)
+        };
+        let files = vec![
+            sized(2, 1, 5, 5_000_000),
+            sized(1, 1, 7, 5_100_000),
+            sized(0, 5, 5, 900),
+            sized(0, 6, 6, 700),
+            sized(0, 7, 7, 800),
+            sized(1, 6, 7, 1_200),
+            sized(0, 8, 8, 100),
+        ];
+        let chain = cheapest_chain(&files, 5, 7).unwrap();
+        assert_eq!(ranges(&chain), vec![(1, 6, 7)]);
+        let chain = cheapest_chain(&files, 4, 7).unwrap();
+        assert_eq!(ranges(&chain), vec![(0, 5, 5), (1, 6, 7)]);
+        assert_eq!(cheapest_chain(&files, 5, 5).unwrap(), vec![]);
+        // Nothing ends at 9, and a file past `to` is never used.
+        assert_eq!(cheapest_chain(&files, 5, 9), None);
+        assert_eq!(
+            ranges(&cheapest_chain(&files, 7, 8).unwrap()),
+            vec![(0, 8, 8)]
+        );
     }
 
     #[test]
