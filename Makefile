@@ -3,7 +3,7 @@ CARGO   ?= cargo
 SO      := target/release/liblitestream_vfs.so
 export LITESTREAM_VFS_SO := $(CURDIR)/$(SO)
 
-.PHONY: setup build test demo lint fmt clean
+.PHONY: setup build test demo fuzz fuzz-smoke lint fmt clean
 
 setup:
 	@scripts/setup.sh
@@ -12,12 +12,51 @@ build: setup
 	$(CARGO) build --release -p litestream-vfs
 
 # Unit, property, engine (file:// and a real S3 server on 127.0.0.1), golden sql-tests through
-# the sqlite3 shell, and interop with the Go litestream 0.5.17 tools.
+# the sqlite3 shell, interop with the Go litestream 0.5.17 tools, fault injection, corruption,
+# security and the fuzz corpus replay (docs/reliability.md), then a one-minute fuzz run.
 test: build
 	$(CARGO) test --release --workspace --no-fail-fast
+	@$(MAKE) --no-print-directory fuzz-smoke
 
 demo: build
 	@scripts/demo.sh
+
+# Coverage-guided fuzzing with libFuzzer on the stable toolchain: sanitizer-coverage is enabled
+# with stable -C flags (no -Z, no nightly). Each target runs FUZZ_SECONDS (default 60) from the
+# seeds in crates/fuzz/corpus/<target>; new inputs go to target/fuzz/corpus/<target>. A crash
+# is copied to crates/fuzz/regressions/<target>/, which `make test` replays from then on.
+# No LTO and many codegen units: fuzzing needs coverage counters, not a small fast binary, and
+# the link is most of the build.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= ltx_file ltx_page_index ltx_page_frame pragma_values
+FUZZ_DIR     := target/fuzz
+FUZZ_TRIPLE  := $(shell rustc -vV | sed -n 's/^host: //p')
+FUZZ_RUSTFLAGS := -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
+	-Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
+	-Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing -Cdebug-assertions -Coverflow-checks
+FUZZ_FEATURES ?= --features libfuzzer
+fuzz:
+	RUSTFLAGS="$(FUZZ_RUSTFLAGS)" CARGO_TARGET_DIR=$(FUZZ_DIR) CARGO_PROFILE_RELEASE_LTO=off \
+		CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 $(CARGO) build --release \
+		-p fuzz $(FUZZ_FEATURES) --bins --target $(FUZZ_TRIPLE)
+	@failed=""; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(FUZZ_DIR)/corpus/$$t $(FUZZ_DIR)/artifacts/$$t; \
+	  echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
+	  if ! $(FUZZ_DIR)/$(FUZZ_TRIPLE)/release/$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
+	      -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/artifacts/$$t/ \
+	      $(FUZZ_DIR)/corpus/$$t crates/fuzz/corpus/$$t 2>$(FUZZ_DIR)/$$t.log; then \
+	    mkdir -p crates/fuzz/regressions/$$t; cp $(FUZZ_DIR)/artifacts/$$t/* crates/fuzz/regressions/$$t/; \
+	    tail -40 $(FUZZ_DIR)/$$t.log; failed="$$failed $$t"; \
+	  fi; \
+	  grep -E '^(stat::number_of_executed_units|stat::new_units_added|#[0-9]+ +DONE)' $(FUZZ_DIR)/$$t.log | tr '\n' ' '; echo; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: crashes in$$failed, copied to crates/fuzz/regressions/"; exit 1; fi
+
+# The short run `make test` ends with: the three LTX decoder targets, 20 s each. Without the
+# `pragma` feature the build needs only the ltx crate, so it stays quick.
+fuzz-smoke:
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=20 FUZZ_TARGETS="ltx_file ltx_page_index ltx_page_frame" \
+		FUZZ_FEATURES="--no-default-features --features libfuzzer"
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -90,6 +90,12 @@ pub fn dump(conn: &Connection, sql: &str) -> rusqlite::Result<Vec<Vec<String>>> 
 /// Runs the `sqlite3` shell with the extension loaded, `script` on standard input and extra
 /// environment; returns what it printed, errors interleaved with results.
 pub fn shell(script: &str, env: &[(&str, &str)]) -> Result<String> {
+    shell_status(script, env).map(|(out, _)| out)
+}
+
+/// Like [`shell`], also returning whether the shell exited normally (`false`: killed by a
+/// signal, a crash of the host process).
+pub fn shell_status(script: &str, env: &[(&str, &str)]) -> Result<(String, bool)> {
     use std::io::Write;
     use std::process::{Command, Stdio};
     let so = extension_path()?;
@@ -118,10 +124,15 @@ pub fn shell(script: &str, env: &[(&str, &str)]) -> Result<String> {
         .context("stdin")?
         .write_all(script.as_bytes())?;
     let out = child.wait_with_output()?;
-    Ok(format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    // `exec` above: the status is the shell's own, signal included.
+    let signaled = std::os::unix::process::ExitStatusExt::signal(&out.status).is_some();
+    Ok((
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        !signaled,
     ))
 }
 

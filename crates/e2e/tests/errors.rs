@@ -96,3 +96,226 @@ fn credentials_never_reach_the_log() -> Result<()> {
     assert!(!text.contains(SECRET), "the log leaked the secret");
     Ok(())
 }
+
+/// Like `open_error`, with a bound of its own and the time taken.
+fn timed_open_error(
+    url: &str,
+    env: &[(&str, &str)],
+    bound: Duration,
+) -> Result<(String, Duration)> {
+    let start = Instant::now();
+    let out = open_error(url, env)?;
+    let took = start.elapsed();
+    assert!(
+        took < bound,
+        "{url}: took {took:?} (bound {bound:?}): {out}"
+    );
+    Ok((out, took))
+}
+
+#[test]
+fn garbage_urls_and_unknown_schemes_fail_at_once() -> Result<()> {
+    for (url, needle) in [
+        ("not a url", "cannot parse replica URL"),
+        ("relative/dir", "cannot parse replica URL"),
+        ("s3:///path", "has no bucket"),
+        ("s3://", "has no bucket"),
+        ("ftp://host/x", "unsupported replica URL scheme \"ftp\""),
+        ("sftp://host/x", "unsupported replica URL scheme \"sftp\""),
+        (
+            "webdav://host/x",
+            "unsupported replica URL scheme \"webdav\"",
+        ),
+        ("file://otherhost/x", "names host"),
+        ("file:///nonexistent/litestream-replica", "is empty"),
+        (
+            "s3://b/p?endpoint=http://127.0.0.1:9&force-path-style=maybe",
+            "true or false",
+        ),
+    ] {
+        let (out, _) = timed_open_error(url, &[], Duration::from_secs(5))?;
+        assert!(
+            out.contains("cannot open") && out.contains(needle),
+            "{url}: {out}"
+        );
+    }
+    // No URL at all.
+    let out = shell(".open file:app.db?vfs=litestream\nSELECT 1;\n", &[])?;
+    assert!(out.contains("no replica URL"), "{out}");
+    Ok(())
+}
+
+#[test]
+fn wrong_or_partial_credentials_say_so() -> Result<()> {
+    let root = tempfile::tempdir()?;
+    let server = S3Server::start(root.path())?;
+    server.create_bucket("present")?;
+    let url = format!(
+        "s3://present/db?endpoint={}&region=us-east-1",
+        server.endpoint()
+    );
+    // The right key id with a wrong secret: the signature does not match.
+    let (out, _) = timed_open_error(
+        &url,
+        &[("AWS_SECRET_ACCESS_KEY", SECRET)],
+        Duration::from_secs(10),
+    )?;
+    assert!(out.contains("access denied"), "{out}");
+    // A key id without a secret, and the LITESTREAM_ spellings.
+    let (out, _) = timed_open_error(
+        &url,
+        &[("AWS_SECRET_ACCESS_KEY", "")],
+        Duration::from_secs(5),
+    )?;
+    assert!(
+        out.contains("missing S3 credentials") && out.contains("AWS_SECRET_ACCESS_KEY"),
+        "{out}"
+    );
+    let (out, _) = timed_open_error(
+        &url,
+        &[
+            ("AWS_ACCESS_KEY_ID", ""),
+            ("AWS_SECRET_ACCESS_KEY", ""),
+            ("LITESTREAM_ACCESS_KEY_ID", "nobody"),
+            ("LITESTREAM_SECRET_ACCESS_KEY", SECRET),
+        ],
+        Duration::from_secs(10),
+    )?;
+    assert!(out.contains("access denied"), "{out}");
+    Ok(())
+}
+
+/// A listener on 127.0.0.1 that accepts connections and never answers.
+fn blackhole() -> Result<(
+    std::net::SocketAddr,
+    std::thread::JoinHandle<()>,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+)> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let thread = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        while !flag.load(Ordering::Relaxed) {
+            match listener.accept() {
+                Ok((s, _)) => held.push(s),
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    });
+    Ok((addr, thread, stop))
+}
+
+#[test]
+fn closed_port_fails_within_seconds() -> Result<()> {
+    // Connection refused at once; the retry budget (8 s) bounds the open.
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = l.local_addr()?.port();
+    drop(l);
+    let (out, took) = timed_open_error(
+        &format!("s3://bucket/db?endpoint=http://127.0.0.1:{port}&region=us-east-1"),
+        &[],
+        Duration::from_secs(15),
+    )?;
+    assert!(
+        out.contains("object storage unavailable") && out.contains("list"),
+        "{out}"
+    );
+    println!("closed port: failed in {took:?}");
+    Ok(())
+}
+
+#[test]
+fn blackholed_endpoint_fails_within_seconds() -> Result<()> {
+    let (addr, thread, stop) = blackhole()?;
+    let r = timed_open_error(
+        &format!("s3://bucket/db?endpoint=http://{addr}&region=us-east-1"),
+        &[],
+        Duration::from_secs(20),
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = thread.join();
+    let (out, took) = r?;
+    assert!(out.contains("object storage unavailable"), "{out}");
+    println!("blackhole: failed in {took:?}");
+    Ok(())
+}
+
+#[test]
+fn no_metadata_service_is_probed_with_an_explicit_endpoint() -> Result<()> {
+    // With an explicit endpoint and no credentials the open fails at once, without
+    // AWS_EC2_METADATA_DISABLED (shell() does not set it) and without any connection.
+    let (out, took) = timed_open_error(
+        "s3://bucket/db?endpoint=http://127.0.0.1:9&region=us-east-1",
+        &[
+            ("AWS_ACCESS_KEY_ID", ""),
+            ("AWS_SECRET_ACCESS_KEY", ""),
+            ("AWS_EC2_METADATA_DISABLED", ""),
+        ],
+        Duration::from_secs(3),
+    )?;
+    assert!(out.contains("missing S3 credentials"), "{out}");
+    println!("no credentials: failed in {took:?}");
+
+    // With credentials, through the fault proxy: every request goes to the configured endpoint
+    // and bucket. Under strace (when installed), the process connects to nothing else at all.
+    let root = tempfile::tempdir()?;
+    let server = S3Server::start(root.path())?;
+    server.create_bucket("present")?;
+    let proxy = testkit::fault::FaultProxy::start(server.addr())?;
+    let url = format!(
+        "s3://present/db?endpoint={}&region=us-east-1",
+        proxy.endpoint()
+    );
+    let out = open_error(&url, &[])?;
+    assert!(out.contains("is empty"), "{out}");
+    let seen = proxy.requests();
+    assert!(!seen.is_empty());
+    for r in &seen {
+        assert_eq!(r.host, proxy.addr().to_string(), "{r:?}");
+        assert!(r.path().starts_with("/present"), "{r:?}");
+    }
+    let strace = std::process::Command::new("strace").arg("-V").output();
+    if strace.is_ok_and(|o| o.status.success()) {
+        let dir = tempfile::tempdir()?;
+        let trace = dir.path().join("trace");
+        let so = e2e::extension_path()?;
+        let out = std::process::Command::new("strace")
+            .args(["-f", "-e", "trace=connect", "-o"])
+            .arg(&trace)
+            .args(["sqlite3", "-batch", "-cmd"])
+            .arg(format!(".load {}", so.display()))
+            .arg(":memory:")
+            .arg(".open file:app.db?vfs=litestream")
+            .env("LITESTREAM_REPLICA_URL", &url)
+            .env("AWS_ACCESS_KEY_ID", testkit::s3::ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", testkit::s3::SECRET_KEY)
+            .env_remove("AWS_EC2_METADATA_DISABLED")
+            .env_remove("AWS_CA_BUNDLE")
+            .output()?;
+        let text = std::fs::read_to_string(&trace)?;
+        let inet: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("connect(") && l.contains("AF_INET"))
+            .collect();
+        assert!(!inet.is_empty(), "no connection traced: {text}\n{out:?}");
+        let port = format!("sin_port=htons({})", proxy.addr().port());
+        for l in &inet {
+            assert!(
+                l.contains(&port) && l.contains("127.0.0.1"),
+                "a connection to something else than the endpoint: {l}"
+            );
+        }
+        println!(
+            "strace: {} connect() calls, all to {}",
+            inet.len(),
+            proxy.addr()
+        );
+    } else {
+        println!("strace not installed: the connect() check was skipped");
+    }
+    Ok(())
+}

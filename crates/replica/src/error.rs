@@ -99,7 +99,7 @@ impl Error {
         err: object_store::Error,
     ) -> Error {
         use object_store::Error as E;
-        let detail = err.to_string();
+        let detail = with_causes(&err);
         match err {
             E::NotFound { .. } => {
                 if detail.contains("NoSuchBucket") || detail.contains("ContainerNotFound") {
@@ -117,6 +117,10 @@ impl Error {
                 what: key.to_string(),
                 detail,
             },
+            // Retrying cannot fix a certificate the client refuses: it is configuration.
+            _ if detail.contains("invalid peer certificate") => Error::Config(format!(
+                "the TLS certificate of the endpoint is not trusted ({detail}); set AWS_CA_BUNDLE to a PEM file with its CA, or skip-verify=true in the replica URL for testing"
+            )),
             _ if detail.contains("NoSuchBucket") || detail.contains("ContainerNotFound") => {
                 Error::NoBucket {
                     what: key.to_string(),
@@ -141,6 +145,23 @@ impl Error {
             },
         }
     }
+}
+
+/// The error's text followed by each cause its text does not already include. object_store's
+/// own text can stop at "error sending request", which hides the reason a user can act on
+/// (for example "invalid peer certificate: UnknownIssuer").
+fn with_causes(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        let t = c.to_string();
+        if !text.contains(&t) {
+            text.push_str(": ");
+            text.push_str(&t);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// The engine's result type.

@@ -223,11 +223,15 @@ fn parse_bool(v: &str, what: &str) -> Result<bool> {
     }
 }
 
-/// Timeouts short enough that a dead endpoint fails an open within seconds; the page-read path
-/// has its own retry budget on top (see `RetryConfig`).
+/// Timeouts short enough that a dead endpoint fails an open or a page read within seconds
+/// (about 10 s: one read timeout outlasts the retry budget of `retry_config`): an endpoint that accepts the
+/// connection and never answers is caught by the read timeout, which restarts on every chunk
+/// received, so a slow but live transfer of a large range is not cut off; the total timeout
+/// only bounds a trickle.
 fn client_options(env: Env<'_>, skip_verify: bool) -> Result<ClientOptions> {
     let mut o = ClientOptions::new()
-        .with_connect_timeout(Duration::from_secs(5))
+        .with_connect_timeout(Duration::from_secs(3))
+        .with_read_timeout(Duration::from_secs(10))
         .with_timeout(Duration::from_secs(60))
         .with_pool_idle_timeout(Duration::from_secs(60));
     if skip_verify {

@@ -116,8 +116,16 @@ pub(crate) struct Loaded {
     pub pages: Vec<(u64, Bytes)>,
 }
 
-/// Fetches and validates the header and index of `info`, stored at `path`.
-pub(crate) async fn load(remote: &Remote, info: &FileInfo, path: Path, id: u64) -> Result<Loaded> {
+/// Fetches and validates the header and index of `info`, stored at `path`. With `verify`, a
+/// file too large to keep whole is still fetched whole once, to check its file checksum; its
+/// pages are then read by range like any other.
+pub(crate) async fn load(
+    remote: &Remote,
+    info: &FileInfo,
+    path: Path,
+    id: u64,
+    verify: bool,
+) -> Result<Loaded> {
     Stats::add(&remote.stats.index_loads, 1);
     let corrupt = |source| Error::Corrupt {
         key: path.to_string(),
@@ -133,6 +141,10 @@ pub(crate) async fn load(remote: &Remote, info: &FileInfo, path: Path, id: u64) 
             .map(|(e, (_, data))| (e.offset, Bytes::from(data)))
             .collect();
         (file.header, file.index, pages)
+    } else if verify {
+        let bytes = remote.get_whole(&path).await?;
+        let file = ltx::verify_file(&bytes).map_err(corrupt)?;
+        (file.header, file.index, Vec::new())
     } else {
         let (head, tail) = futures::try_join!(
             remote.get_range(&path, 0..ltx::HEADER_SIZE as u64),

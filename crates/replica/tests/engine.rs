@@ -14,6 +14,7 @@ fn opts(url: &str) -> ReplicaOptions {
         poll_interval: Duration::from_millis(50),
         cache_size: 8 << 20,
         hydration: None,
+        verify: false,
     }
 }
 

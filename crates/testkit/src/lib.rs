@@ -4,6 +4,8 @@
 //!   latency, also available as the `s3-server` binary for benchmarks.
 //! * [`golitestream`]: wrappers around the Go `litestream` 0.5.17 binary, the compatibility
 //!   oracle: replicate a primary database, list LTX files, restore.
+//! * [`fault`]: a fault-injecting HTTP proxy (errors, resets, stalls, truncated bodies, stale
+//!   listings, latency, bandwidth caps) in front of the S3 server, seeded and counted.
 //! * [`primary`]: a small rusqlite helper for the primary database and for checking restored
 //!   copies.
 //!
@@ -12,6 +14,7 @@
 
 #![warn(missing_docs)]
 
+pub mod fault;
 pub mod golitestream;
 pub mod primary;
 pub mod s3;

@@ -21,6 +21,8 @@ pub struct Config {
     pub hydration_path: Option<String>,
     /// Hydrate; without a path, to a temporary file deleted on close.
     pub hydration_enabled: bool,
+    /// Check the file checksum of every LTX file, even those read by range.
+    pub verify: bool,
 }
 
 /// One setting: its URI parameter and its environment variable.
@@ -34,6 +36,7 @@ const SETTINGS: &[(&str, &str)] = &[
     ("hydration_enabled", "LITESTREAM_HYDRATION_ENABLED"),
     ("hydration_path", "LITESTREAM_HYDRATION_PATH"),
     ("log_level", "LITESTREAM_LOG_LEVEL"),
+    ("verify", "LITESTREAM_VERIFY"),
 ];
 
 impl Config {
@@ -72,6 +75,7 @@ impl Config {
             write_enabled: flag("write_enabled")?,
             hydration_enabled: flag("hydration_enabled")?,
             hydration_path: get("hydration_path").map(|(_, v)| v),
+            verify: flag("verify")?,
         })
     }
 }

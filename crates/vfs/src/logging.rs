@@ -1,6 +1,7 @@
 //! Logs go to `LITESTREAM_LOG_FILE` when set, else to `sqlite3_log`; never to stdout, which
 //! belongs to the host program (the Go extension's default pollutes shell output).
 
+use crate::sqlite_api::printf_literal;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
@@ -57,7 +58,7 @@ impl Drop for EventWriter {
                         while !rest.is_char_boundary(cut) {
                             cut -= 1;
                         }
-                        logger.log(level, &rest[..cut]);
+                        logger.log(level, &printf_literal(&rest[..cut]));
                         rest = &rest[cut..];
                     }
                 }
@@ -99,7 +100,9 @@ pub fn init(logger: SqliteLogger) {
             Err(e) => {
                 logger.log(
                     SqliteLogLevel::Warn,
-                    &format!("litestream: cannot open LITESTREAM_LOG_FILE {path}: {e}"),
+                    &printf_literal(&format!(
+                        "litestream: cannot open LITESTREAM_LOG_FILE {path}: {e}"
+                    )),
                 );
                 Sink::Sqlite(logger)
             }

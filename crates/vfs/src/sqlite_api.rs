@@ -13,6 +13,15 @@ pub use sqlite_plugin::sqlite3_api_routines as RawApi;
 use sqlite_plugin::sqlite3_api_routines;
 use sqlite_plugin::vars;
 
+/// `s` made safe to pass where sqlite-plugin hands our text to SQLite as a printf *format*
+/// (`sqlite3_mprintf` for PRAGMA results and errors, `sqlite3_log` for log lines): every `%` is
+/// doubled, so a user's `PRAGMA litestream_time = '%s%s'` or a URL with `%2F` is printed, not
+/// interpreted, and NUL, which would end the C string (or panic sqlite-plugin's `CString`
+/// conversion), becomes a space.
+pub fn printf_literal(s: &str) -> String {
+    s.replace('%', "%%").replace('\0', " ")
+}
+
 /// The routines table, valid for the life of the process (it is a static inside SQLite).
 #[derive(Clone, Copy)]
 pub struct Api(&'static sqlite3_api_routines);
@@ -263,7 +272,7 @@ impl Api {
 
     /// A copy of `s` in memory from `sqlite3_mprintf`, for `char**` error outputs SQLite frees.
     pub fn mprintf(self, s: &str) -> *mut c_char {
-        let (Some(f), Ok(c)) = (self.0.mprintf, CString::new(s.replace('%', "%%"))) else {
+        let (Some(f), Ok(c)) = (self.0.mprintf, CString::new(printf_literal(s))) else {
             return std::ptr::null_mut();
         };
         // SAFETY: the format string has every `%` escaped, so it takes no arguments.

@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::local_file::{local_path, LocalFile};
 use crate::main_db::MainDb;
 use crate::pragma;
-use crate::sqlite_api::Api;
+use crate::sqlite_api::{printf_literal, Api};
 
 /// An open file: the replicated main database, or a local scratch file.
 pub enum Handle {
@@ -88,6 +88,7 @@ impl LitestreamVfs {
             poll_interval: config.poll_interval,
             cache_size: config.cache_size,
             hydration,
+            verify: config.verify,
         };
         match replica::open(&opts) {
             Ok(session) => Handle::Main(Box::new(MainDb::new(session, config))),
@@ -202,6 +203,14 @@ impl Vfs for LitestreamVfs {
             Handle::Main(db) => pragma::handle(db, p.name, p.arg),
             Handle::Local(_) => Err(PragmaErr::NotFound),
         }))
+        // sqlite-plugin passes both texts to sqlite3_mprintf as the format.
+        .map(|r| match r {
+            Ok(v) => Ok(v.map(|v| printf_literal(&v))),
+            Err(PragmaErr::Fail(code, msg)) => {
+                Err(PragmaErr::Fail(code, msg.map(|m| printf_literal(&m))))
+            }
+            Err(e) => Err(e),
+        })
         .unwrap_or_else(|_| {
             tracing::error!(pragma = p.name, "internal error (panic) in pragma");
             Err(PragmaErr::Fail(
