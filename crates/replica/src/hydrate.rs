@@ -32,7 +32,7 @@ use crate::error::{Error, Result};
 use crate::meta::FileMeta;
 use crate::plan::{cheapest_chain, FileInfo};
 use crate::replica::Replica;
-use crate::version::{PageLoc, Version};
+use crate::version::{Run, Version};
 
 /// Frames closer than this are fetched in one range (the gap is downloaded and discarded).
 const COALESCE_GAP: u64 = 64 * 1024;
@@ -132,9 +132,6 @@ impl LocalReader {
 fn local_err(path: &FsPath, what: &str, e: std::io::Error) -> Error {
     Error::Config(format!("hydration file {}: {what}: {e}", path.display()))
 }
-
-/// Pages of one file to fetch in one ranged GET: (pgno, frame location), in file order.
-type Run = Vec<(u32, PageLoc)>;
 
 /// Hydration files this process holds (or is closing), so a reopen in the same process waits
 /// for the closing hydrator to let go instead of reporting the file busy.

@@ -22,7 +22,7 @@ use crate::remote::Remote;
 use crate::runtime;
 use crate::stats::{Stats, StatsSnapshot};
 use crate::target::Target;
-use crate::version::{PageLoc, Version};
+use crate::version::{PageLoc, Run, Version};
 
 /// Default poll interval, as in the Go VFS.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -37,6 +37,14 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Read-ahead never asks for more than this many pages, or this many bytes, in one GET.
 const MAX_READAHEAD_PAGES: u32 = 256;
 const MAX_READAHEAD_BYTES: u64 = 4 * 1024 * 1024;
+/// Most pages one `prefetch` call takes.
+const MAX_PREFETCH_PAGES: usize = 1024;
+/// Wanted frames this close together in a file share one GET: the bytes between them cost less
+/// than another round trip. Pages of one table in a database grown by interleaved writes sit a
+/// few frames apart.
+const PREFETCH_GAP: u64 = 64 * 1024;
+/// Prefetch GETs in flight per replica, so a long scan cannot flood the store.
+const PREFETCH_PARALLEL: usize = 8;
 
 /// How to open a replica.
 #[derive(Clone, Debug)]
@@ -112,6 +120,7 @@ pub struct Replica {
     pub(crate) hydrator: Mutex<Option<Arc<Hydrator>>>,
     /// Woken whenever a newer version is published.
     pub(crate) new_version: Arc<tokio::sync::Notify>,
+    prefetch_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for Replica {
@@ -212,6 +221,7 @@ impl Replica {
             poll_lock: tokio::sync::Mutex::new(()),
             hydrator: Mutex::new(None),
             new_version: Arc::new(tokio::sync::Notify::new()),
+            prefetch_slots: Arc::new(tokio::sync::Semaphore::new(PREFETCH_PARALLEL)),
             remote,
             opts,
         };
@@ -362,6 +372,88 @@ impl Replica {
             },
         )?;
         Ok(())
+    }
+
+    /// Starts fetching `pgnos` of `version` into the cache in the background and returns at
+    /// once: the caller expects to read them soon (a scan of a B-tree level, whose pages need not
+    /// be next to each other). Pages cached or already being fetched are skipped; the rest are
+    /// grouped per file into GETs that span gaps up to `PREFETCH_GAP`. Failures are only
+    /// logged: the read that needs the page fetches it itself.
+    pub fn prefetch(self: &Arc<Self>, version: &Version, pgnos: &[u32]) {
+        let mut by_file: HashMap<u64, (Arc<FileMeta>, Run)> = HashMap::new();
+        for &p in pgnos.iter().take(MAX_PREFETCH_PAGES) {
+            if let Some((file, loc)) = version.loc(p) {
+                if !self.cache.contains_key(&(file.id, loc.offset)) {
+                    by_file
+                        .entry(file.id)
+                        .or_insert_with(|| (file.clone(), Vec::new()))
+                        .1
+                        .push((p, loc));
+                }
+            }
+        }
+        let page_size = version.page_size();
+        for (file, mut pages) in by_file.into_values() {
+            pages.sort_by_key(|(_, l)| l.offset);
+            let mut spans: Vec<Run> = Vec::new();
+            for (p, l) in pages {
+                match spans.last_mut() {
+                    Some(span)
+                        if l.offset <= span_end(span) + PREFETCH_GAP
+                            && l.offset + u64::from(l.size) - span[0].1.offset
+                                <= MAX_READAHEAD_BYTES =>
+                    {
+                        span.push((p, l))
+                    }
+                    _ => spans.push(vec![(p, l)]),
+                }
+            }
+            for span in spans {
+                let me = self.clone();
+                let file = file.clone();
+                runtime::handle().spawn(async move {
+                    if let Err(e) = me.prefetch_span(&file, span, page_size).await {
+                        tracing::debug!(key = %file.path, error = %e, "prefetch failed");
+                    }
+                });
+            }
+        }
+    }
+
+    async fn prefetch_span(
+        &self,
+        file: &FileMeta,
+        span: Vec<(u32, PageLoc)>,
+        page_size: u32,
+    ) -> Result<()> {
+        let _slot = self.prefetch_slots.acquire().await;
+        // Claim the pages no reader has cached or claimed meanwhile; a reader arriving later
+        // waits on the claim instead of fetching the page again.
+        let mut claims = HashMap::new();
+        let mut run = Vec::new();
+        for (p, l) in span {
+            if let GuardResult::Guard(g) = self
+                .cache
+                .get_value_or_guard(&(file.id, l.offset), Some(Duration::ZERO))
+            {
+                claims.insert(l.offset, g);
+                run.push((p, l));
+            }
+        }
+        let (Some(first), Some(last)) = (run.first(), run.last()) else {
+            return Ok(());
+        };
+        let start = first.1.offset;
+        let bytes = self
+            .remote
+            .get_range(&file.path, start..span_end(&[*last]))
+            .await?;
+        Stats::add(&self.remote.stats.prefetched_pages, run.len() as u64);
+        file.decode_run(&bytes, start, &run, page_size, |_, offset, page| {
+            if let Some(g) = claims.remove(&offset) {
+                let _ = g.insert(Bytes::from(page));
+            }
+        })
     }
 
     /// The pages to fetch with `pgno`: following pages stored right after it in the same file,
@@ -741,4 +833,9 @@ fn file_info(
             created_ms,
         },
     ))
+}
+
+/// The file offset just past the last frame of `run`.
+fn span_end(run: &[(u32, PageLoc)]) -> u64 {
+    run.last().map_or(0, |(_, l)| l.offset + u64::from(l.size))
 }

@@ -17,6 +17,7 @@ pub struct Stats {
     pub(crate) polls: AtomicU64,
     pub(crate) poll_errors: AtomicU64,
     pub(crate) index_loads: AtomicU64,
+    pub(crate) prefetched_pages: AtomicU64,
     pub(crate) errors: AtomicU64,
 }
 
@@ -45,6 +46,8 @@ pub struct StatsSnapshot {
     pub poll_errors: u64,
     /// LTX page indexes loaded.
     pub index_loads: u64,
+    /// Pages fetched ahead of their read by `prefetch` (B-tree scans).
+    pub prefetched_pages: u64,
     /// Requests that failed after retries.
     pub errors: u64,
 }
@@ -68,6 +71,7 @@ impl Stats {
             polls: self.polls.load(Relaxed),
             poll_errors: self.poll_errors.load(Relaxed),
             index_loads: self.index_loads.load(Relaxed),
+            prefetched_pages: self.prefetched_pages.load(Relaxed),
             errors: self.errors.load(Relaxed),
         }
     }
@@ -75,7 +79,7 @@ impl Stats {
 
 impl StatsSnapshot {
     /// The counters as `(name, value)` pairs, in a stable order.
-    pub fn fields(&self) -> [(&'static str, u64); 12] {
+    pub fn fields(&self) -> [(&'static str, u64); 13] {
         [
             ("list", self.list),
             ("get_range", self.get_range),
@@ -88,6 +92,7 @@ impl StatsSnapshot {
             ("polls", self.polls),
             ("poll_errors", self.poll_errors),
             ("index_loads", self.index_loads),
+            ("prefetched_pages", self.prefetched_pages),
             ("errors", self.errors),
         ]
     }

@@ -8,6 +8,9 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::meta::FileMeta;
 
+/// Pages of one file, each with its frame location, in file order: what one ranged GET fetches.
+pub(crate) type Run = Vec<(u32, PageLoc)>;
+
 /// Where one page's frame lies. `size == 0` means the page is absent (the lock page).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct PageLoc {

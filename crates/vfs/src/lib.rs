@@ -2,6 +2,7 @@
 //! the one place that maps engine errors to SQLite codes. The root cdylib only calls
 //! [`init_extension`].
 
+pub mod btree;
 pub mod config;
 pub mod errors;
 pub mod functions;

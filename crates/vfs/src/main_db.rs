@@ -7,6 +7,7 @@ use sqlite_plugin::flags::LockLevel;
 use sqlite_plugin::vars;
 use sqlite_plugin::vfs::VfsResult;
 
+use crate::btree::ScanDetector;
 use crate::config::Config;
 use crate::errors;
 
@@ -28,6 +29,7 @@ pub struct MainDb {
     local: Option<LocalReader>,
     lock: LockLevel,
     ra: ReadAhead,
+    scans: ScanDetector,
     page: Vec<u8>,
 }
 
@@ -60,6 +62,7 @@ impl MainDb {
             local: None,
             lock: LockLevel::Unlocked,
             ra: ReadAhead::default(),
+            scans: ScanDetector::default(),
             page: Vec::new(),
         }
     }
@@ -136,6 +139,11 @@ impl MainDb {
                 tracing::error!(pgno, txid = v.txid(), error = %e, "page read failed");
                 errors::read_code(&e)
             })?;
+            if self.local.is_none() {
+                if let Some(next) = self.scans.observe(pgno, &self.page) {
+                    session.prefetch(&v, &next);
+                }
+            }
             if pgno == 1 {
                 patch_header(&mut self.page, v.txid());
             }
