@@ -3,7 +3,7 @@ CARGO   ?= cargo
 SO      := target/release/liblitestream_vfs.so
 export LITESTREAM_VFS_SO := $(CURDIR)/$(SO)
 
-.PHONY: setup build test demo lint fmt clean
+.PHONY: setup build test demo bench lint fmt clean
 
 setup:
 	@scripts/setup.sh
@@ -18,6 +18,12 @@ test: build
 
 demo: build
 	@scripts/demo.sh
+
+# Read benchmark: our VFS vs the Go VFS vs local SQLite on ~10 MB and ~200 MB replicas written by
+# the Go `litestream replicate` (cached in .bench/), then docs/benchmarks.md and .png.
+# BENCH_SIZES=10,200,1000 adds ~1 GB; see docs/benchmarks.md for the other knobs.
+bench:
+	@t0=$$(date +%s.%N); $(MAKE) --no-print-directory build && BENCH_T0=$$t0 scripts/bench-run.sh
 
 lint:
 	$(CARGO) fmt --all -- --check
