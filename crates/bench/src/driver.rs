@@ -23,7 +23,7 @@ pub struct Config {
     /// `BENCH_VACUUMED_SIZES`: sizes also run on a vacuumed database (default `200` when 200 is
     /// among the sizes; empty: none).
     pub vacuumed_sizes: Vec<u32>,
-    /// `BENCH_RUNS`: fresh processes per workload and target (default 3).
+    /// `BENCH_RUNS`: fresh processes per workload and target (default 5).
     pub runs: usize,
     /// `BENCH_LATENCY_MS`: latency added to every S3 request in the latency pass (default 20).
     pub latency_ms: u64,
@@ -131,7 +131,7 @@ impl Config {
         Ok(Config {
             sizes,
             vacuumed_sizes,
-            runs: env_num("BENCH_RUNS", 3usize)?.max(1),
+            runs: env_num("BENCH_RUNS", 5usize)?.max(1),
             latency_ms: env_num("BENCH_LATENCY_MS", 20u64)?,
             latency_sizes: env_list("BENCH_LATENCY_SIZES", "200")?,
             latency_runs: env_num("BENCH_LATENCY_RUNS", 3usize)?.max(1),
@@ -321,8 +321,11 @@ fn code_version() -> String {
     match git(&engine) {
         Some(s) if s.is_empty() => format!("commit {commit}"),
         Some(s) => format!(
-            "commit {commit} plus uncommitted changes to the engine ({} files)",
-            s.lines().count()
+            "commit {commit} plus uncommitted changes to {}",
+            s.lines()
+                .map(|l| format!("`{}`", l.get(3..).unwrap_or(l)))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         None => format!("commit {commit}"),
     }

@@ -7,7 +7,8 @@
 //! * [`report`]: medians, the targets, `docs/benchmarks.md` and the chart.
 //!
 //! Two binaries: `bench` (the driver) and `bench-runner` (one workload, one target, one
-//! process). `scripts/bench.sh` builds and runs them.
+//! process). `scripts/bench-run.sh` (what `make bench` calls) builds and runs them; the
+//! settings are environment variables, listed at the end of the generated `docs/benchmarks.md`.
 
 pub mod driver;
 pub mod gen;

@@ -79,6 +79,24 @@ fn measure(spec: &RunSpec, metric: Metric, f: impl FnOnce() -> Result<Answer>) -
     })
 }
 
+/// Prepares `sql` (not measured), then measures running it with `params`.
+fn measure_query<P: rusqlite::Params>(
+    spec: &RunSpec,
+    conn: &Connection,
+    metric: Metric,
+    sql: &str,
+    params: P,
+) -> Result<Measure> {
+    let mut stmt = conn
+        .prepare(sql)
+        .with_context(|| format!("prepare {sql}"))?;
+    measure(spec, metric, || {
+        let mut answer = Answer::default();
+        answer.query(&mut stmt, params)?;
+        Ok(answer)
+    })
+}
+
 /// The connection the extension was loaded on, kept open for the life of the process.
 struct Opened {
     _loader: Option<Connection>,
@@ -276,39 +294,27 @@ fn run(spec: &RunSpec, out: &mut RunnerOutput) -> Result<()> {
             }
         }
         Workload::Range => {
-            let mut stmt = conn.prepare(SQL_RANGE)?;
-            out.measures.push(measure(spec, Metric::Range, || {
-                let mut answer = Answer::default();
-                answer.query(
-                    &mut stmt,
-                    (&data.range_category, &data.range_lo, &data.range_hi),
-                )?;
-                Ok(answer)
-            })?);
+            let params = (&data.range_category, &data.range_lo, &data.range_hi);
+            out.measures
+                .push(measure_query(spec, conn, Metric::Range, SQL_RANGE, params)?);
         }
         Workload::Consecutive => {
-            let mut stmt = conn.prepare(SQL_CONSECUTIVE)?;
-            out.measures.push(measure(spec, Metric::Consecutive, || {
-                let mut answer = Answer::default();
-                answer.query(&mut stmt, [data.consecutive_start])?;
-                Ok(answer)
-            })?);
+            let params = [data.consecutive_start];
+            let m = measure_query(spec, conn, Metric::Consecutive, SQL_CONSECUTIVE, params)?;
+            out.measures.push(m);
         }
         Workload::Count => {
-            let mut stmt = conn.prepare(SQL_COUNT)?;
-            out.measures.push(measure(spec, Metric::Count, || {
-                let mut answer = Answer::default();
-                answer.query(&mut stmt, [])?;
-                Ok(answer)
-            })?);
+            out.measures
+                .push(measure_query(spec, conn, Metric::Count, SQL_COUNT, [])?);
         }
         Workload::ScanDocs => {
-            let mut stmt = conn.prepare(SQL_SCAN_DOCS)?;
-            out.measures.push(measure(spec, Metric::ScanDocs, || {
-                let mut answer = Answer::default();
-                answer.query(&mut stmt, [])?;
-                Ok(answer)
-            })?);
+            out.measures.push(measure_query(
+                spec,
+                conn,
+                Metric::ScanDocs,
+                SQL_SCAN_DOCS,
+                [],
+            )?);
         }
         Workload::TimeTravel => {
             // The latest state is open and read before the clock starts.
