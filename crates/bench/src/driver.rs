@@ -323,7 +323,7 @@ fn code_version() -> String {
         Some(s) => format!(
             "commit {commit} plus uncommitted changes to {}",
             s.lines()
-                .map(|l| format!("`{}`", l.get(3..).unwrap_or(l)))
+                .map(|l| format!("`{}`", l.split_whitespace().last().unwrap_or(l)))
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
