@@ -131,11 +131,13 @@ impl Agg {
                 .copied()
                 .filter(|m| m.workload() == r.workload)
                 .collect();
-            for metric in &metrics {
+            for (i, metric) in metrics.iter().enumerate() {
                 let cell = cells
                     .entry((r.dataset, r.latency_ms, r.target, *metric))
                     .or_default();
-                if let Some(secs) = r.timed_out_secs {
+                // A killed run bounds only the section it was in: the first one without a figure.
+                let measured = r.output.as_ref().map_or(0, |o| o.measures.len());
+                if let (Some(secs), true) = (r.timed_out_secs, i == measured) {
                     cell.killed.push((secs, r.process_requests));
                 }
                 if let Some(e) = &r.error {
