@@ -3,7 +3,7 @@ CARGO   ?= cargo
 SO      := target/release/liblitestream_vfs.so
 export LITESTREAM_VFS_SO := $(CURDIR)/$(SO)
 
-.PHONY: setup build test demo fuzz fuzz-smoke lint fmt clean
+.PHONY: setup build test demo bench fuzz fuzz-smoke lint fmt clean
 
 setup:
 	@scripts/setup.sh
@@ -20,6 +20,12 @@ test: build
 
 demo: build
 	@scripts/demo.sh
+
+# Read benchmark: our VFS vs the Go VFS vs local SQLite on ~10 MB and ~200 MB replicas written by
+# the Go `litestream replicate` (cached in .bench/), then docs/benchmarks.md and .png.
+# BENCH_SIZES=10,200,1000 adds ~1 GB; see docs/benchmarks.md for the other knobs.
+bench:
+	@t0=$$(date +%s.%N); $(MAKE) --no-print-directory build && BENCH_T0=$$t0 scripts/bench-run.sh
 
 # Coverage-guided fuzzing with libFuzzer on the stable toolchain: sanitizer-coverage is enabled
 # with stable -C flags (no -Z, no nightly). Each target runs FUZZ_SECONDS (default 60) from the
