@@ -318,8 +318,6 @@ impl Replica {
                 out.len()
             )));
         }
-        let sequential = pgno == ra.next;
-        ra.next = pgno.saturating_add(1);
         let Some((file, loc)) = version.loc(pgno) else {
             if pgno == ltx::lock_pgno(version.page_size()) || pgno > version.commit() {
                 out.fill(0);
@@ -341,6 +339,10 @@ impl Replica {
             GuardResult::Timeout => unreachable!("no timeout was given"),
         };
         Stats::add(&self.remote.stats.cache_misses, 1);
+        // Only misses move the detector: hits on interior pages (or on pages fetched ahead)
+        // between the leaves of a scan must not reset it. A short forward jump still counts as
+        // sequential: the pages skipped were hits, or a few pages of another b-tree.
+        let sequential = pgno >= ra.next && pgno - ra.next <= ra.window;
         ra.window = if sequential {
             (ra.window * 2).clamp(2, MAX_READAHEAD_PAGES)
         } else {
