@@ -460,9 +460,10 @@ fn layout_note(
     let (req, _) = agg.cell(size, 0, Target::Ours, metric).req()?;
     let mut s = format!(
         "the `{btree}` b-tree's {} leaf pages lie in {} runs of consecutive page numbers, in key \
-         order (median gap {} pages; see the layout table). Our read-ahead grows only while the \
-         pages asked for follow one another in the file, and starts again from one page at every \
-         jump, so this scan made {} GETs.",
+         order (median gap {} pages; see the layout table). Read-ahead by page number helps only \
+         within a run; the B-tree prefetch then fetches the rest of each interior page's \
+         children in the background, one GET for frames up to 64 KiB apart in the file, so \
+         leaves further apart still take a GET each: this scan made {} GETs.",
         b.leaves,
         b.leaf_runs,
         b.median_gap,
@@ -1383,5 +1384,5 @@ database.
 
 Environment knobs: `BENCH_SIZES` (MB, e.g. `10,200,1000`), `BENCH_VACUUMED_SIZES`, `BENCH_RUNS`, `BENCH_LATENCY_MS`, \
 `BENCH_LATENCY_SIZES`, `BENCH_LATENCY_RUNS`, `BENCH_LATENCY_GO_RUNS`, `BENCH_TIMEOUT`, \
-`BENCH_LATENCY_TIMEOUT`, `BENCH_DIR`.
+`BENCH_LATENCY_TIMEOUT`, `BENCH_DIR`; `BENCH_REPORT_ONLY=1 make bench` rewrites this report from the last run's results.
 ";
