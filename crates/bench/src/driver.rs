@@ -1,14 +1,13 @@
 //! The driver: datasets, the S3 server, one runner process per (run, workload, target), then
 //! the report.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
-use testkit::golitestream::{go_vfs_so, sanitize_env, ReplicaTarget};
+use testkit::golitestream::{go_vfs_so, run_bounded, sanitize_env, ReplicaTarget};
 use testkit::{RequestStats, S3Server};
 
 use crate::gen::{self, Dataset, DatasetId, BUCKET, REPLICA_PATH};
@@ -510,53 +509,13 @@ fn spawn_runner(
             cmd.env("LITESTREAM_HYDRATION_PATH", path);
         }
     }
-    cmd.arg(serde_json::to_string(spec)?)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.arg(serde_json::to_string(spec)?);
     let t = Instant::now();
-    let mut child = cmd
-        .spawn()
-        .with_context(|| format!("spawn {}", config.runner.display()))?;
-    let drain = |pipe: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(mut p) = pipe {
-                let _ = p.read_to_end(&mut buf);
-            }
-            buf
-        })
-    };
-    let stdout = drain(
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let stderr = drain(
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let deadline = t + Duration::from_secs(timeout_secs);
-    let mut timed_out = None;
-    loop {
-        if child.try_wait()?.is_some() {
-            break;
-        }
-        if Instant::now() >= deadline {
-            // Our own child, by its handle.
-            let _ = child.kill();
-            let _ = child.wait();
-            timed_out = Some(timeout_secs);
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    let out = run_bounded(&mut cmd, Duration::from_secs(timeout_secs))?;
+    let timed_out = out.timed_out.then_some(timeout_secs);
     let process_ms = t.elapsed().as_secs_f64() * 1000.0;
-    let stdout = String::from_utf8_lossy(&stdout.join().unwrap_or_default()).into_owned();
-    let stderr = String::from_utf8_lossy(&stderr.join().unwrap_or_default()).into_owned();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
     let output = stdout
         .lines()
         .find_map(|l| l.strip_prefix(RESULT_MARKER))

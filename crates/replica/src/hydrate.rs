@@ -32,7 +32,7 @@ use crate::error::{Error, Result};
 use crate::meta::FileMeta;
 use crate::plan::{cheapest_chain, FileInfo};
 use crate::replica::Replica;
-use crate::version::{Run, Version};
+use crate::version::{coalesce, run_span, Run, Version};
 
 /// Frames closer than this are fetched in one range (the gap is downloaded and discarded).
 const COALESCE_GAP: u64 = 64 * 1024;
@@ -552,33 +552,21 @@ async fn build(r: &Arc<Replica>, hyd: &Arc<Hydrator>, v: &Version) -> Result<()>
     let mut jobs: Vec<(Arc<FileMeta>, Run)> = Vec::new();
     for (file_no, mut pages) in by_file.into_iter().enumerate() {
         pages.sort_by_key(|(_, l)| l.offset);
-        let meta = v.files()[file_no].clone();
-        let mut run: Run = Vec::new();
-        for (pgno, loc) in pages {
-            if let Some(&(_, last)) = run.last() {
-                let end = last.offset + u64::from(last.size);
-                if loc.offset > end + COALESCE_GAP
-                    || loc.offset + u64::from(loc.size) - run[0].1.offset > MAX_RANGE
-                {
-                    jobs.push((meta.clone(), std::mem::take(&mut run)));
-                }
-            }
-            run.push((pgno, loc));
-        }
-        if !run.is_empty() {
-            jobs.push((meta, run));
-        }
+        let meta = &v.files()[file_no];
+        jobs.extend(
+            coalesce(pages, COALESCE_GAP, MAX_RANGE)
+                .into_iter()
+                .map(|run| (meta.clone(), run)),
+        );
     }
     futures::stream::iter(jobs.into_iter().map(|(meta, run)| {
         let remote = r.remote().clone();
         let hyd = hyd.clone();
         async move {
             hyd.check_open()?;
-            let base = run[0].1.offset;
-            let last = run[run.len() - 1].1;
-            let bytes = remote
-                .get_range(&meta.path, base..last.offset + u64::from(last.size))
-                .await?;
+            let span = run_span(&run);
+            let base = span.start;
+            let bytes = remote.get_range(&meta.path, span).await?;
             hyd.bytes.fetch_add(bytes.len() as u64, Relaxed);
             hyd.files.fetch_add(1, Relaxed);
             tokio::task::spawn_blocking(move || {

@@ -132,20 +132,19 @@ pub(crate) async fn load(
         key: path.to_string(),
         source,
     };
-    let (header, index, pages) = if info.size <= WHOLE_FILE_MAX {
+    let small = info.size <= WHOLE_FILE_MAX;
+    let (header, index, pages) = if small || verify {
         let bytes = remote.get_whole(&path).await?;
-        let file = ltx::decode_file(&bytes).map_err(corrupt)?;
-        let pages = file
-            .index
-            .iter()
-            .zip(file.pages)
-            .map(|(e, (_, data))| (e.offset, Bytes::from(data)))
-            .collect();
+        // A small file's pages go to the cache; a large one is only checked.
+        let mut pages = Vec::new();
+        let file = ltx::decode_file_with(&bytes, |_, page| {
+            if small {
+                pages.push(Bytes::copy_from_slice(page));
+            }
+        })
+        .map_err(corrupt)?;
+        let pages = file.index.iter().map(|e| e.offset).zip(pages).collect();
         (file.header, file.index, pages)
-    } else if verify {
-        let bytes = remote.get_whole(&path).await?;
-        let file = ltx::verify_file(&bytes).map_err(corrupt)?;
-        (file.header, file.index, Vec::new())
     } else {
         let (head, tail) = futures::try_join!(
             remote.get_range(&path, 0..ltx::HEADER_SIZE as u64),

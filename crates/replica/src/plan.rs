@@ -100,18 +100,19 @@ pub fn restore_plan(files: &[FileInfo], target: PlanTarget) -> Result<Vec<FileIn
     Ok(plan)
 }
 
+/// Whether `f` (levels 0..=8) can follow a chain that ends at `cur`: it starts at or before the
+/// next TXID and takes the state past `cur`.
+fn continues(f: &FileInfo, cur: u64) -> bool {
+    f.level < SNAPSHOT_LEVEL && f.min_txid <= cur.saturating_add(1) && f.max_txid > cur
+}
+
 /// Greedily extends a chain that currently ends at `cur` with files of levels 0..=8.
 pub fn extend_chain(files: &[FileInfo], mut cur: u64, target: PlanTarget) -> Vec<FileInfo> {
     let mut out = Vec::new();
     loop {
         let next = files
             .iter()
-            .filter(|f| {
-                f.level < SNAPSHOT_LEVEL
-                    && f.min_txid <= cur.saturating_add(1)
-                    && f.max_txid > cur
-                    && target.admits(f)
-            })
+            .filter(|f| continues(f, cur) && target.admits(f))
             .max_by(|a, b| {
                 a.max_txid
                     .cmp(&b.max_txid)
@@ -143,11 +144,7 @@ pub fn cheapest_chain(files: &[FileInfo], from: u64, to: u64) -> Option<Vec<File
     while let Some(at) = cur {
         let cost = best[&at].0;
         for (i, f) in files.iter().enumerate() {
-            let continues = f.level < SNAPSHOT_LEVEL
-                && f.min_txid <= at.saturating_add(1)
-                && f.max_txid > at
-                && f.max_txid <= to;
-            if !continues {
+            if !continues(f, at) || f.max_txid > to {
                 continue;
             }
             let c = cost.saturating_add(f.size);

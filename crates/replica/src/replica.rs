@@ -22,7 +22,7 @@ use crate::remote::Remote;
 use crate::runtime;
 use crate::stats::{Stats, StatsSnapshot};
 use crate::target::Target;
-use crate::version::{PageLoc, Run, Version};
+use crate::version::{coalesce, run_span, PageLoc, Run, Version};
 
 /// Default poll interval, as in the Go VFS.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -350,9 +350,8 @@ impl Replica {
         };
         let run = self.readahead_run(version, pgno, file, loc, ra.window);
         ra.next = pgno + run.len() as u32;
-        let first = run[0].1.offset;
-        let last = run[run.len() - 1].1;
-        let span = first..last.offset + u64::from(last.size);
+        let span = run_span(&run);
+        let first = span.start;
         let remote = self.remote.clone();
         let path = file.path.clone();
         let bytes = runtime::block_on(async move { remote.get_range(&path, span).await })?;
@@ -397,20 +396,7 @@ impl Replica {
         let page_size = version.page_size();
         for (file, mut pages) in by_file.into_values() {
             pages.sort_by_key(|(_, l)| l.offset);
-            let mut spans: Vec<Run> = Vec::new();
-            for (p, l) in pages {
-                match spans.last_mut() {
-                    Some(span)
-                        if l.offset <= span_end(span) + PREFETCH_GAP
-                            && l.offset + u64::from(l.size) - span[0].1.offset
-                                <= MAX_READAHEAD_BYTES =>
-                    {
-                        span.push((p, l))
-                    }
-                    _ => spans.push(vec![(p, l)]),
-                }
-            }
-            for span in spans {
+            for span in coalesce(pages, PREFETCH_GAP, MAX_READAHEAD_BYTES) {
                 let me = self.clone();
                 let file = file.clone();
                 runtime::handle().spawn(async move {
@@ -422,12 +408,7 @@ impl Replica {
         }
     }
 
-    async fn prefetch_span(
-        &self,
-        file: &FileMeta,
-        span: Vec<(u32, PageLoc)>,
-        page_size: u32,
-    ) -> Result<()> {
+    async fn prefetch_span(&self, file: &FileMeta, span: Run, page_size: u32) -> Result<()> {
         let _slot = self.prefetch_slots.acquire().await;
         // Claim the pages no reader has cached or claimed meanwhile; a reader arriving later
         // waits on the claim instead of fetching the page again.
@@ -442,14 +423,12 @@ impl Replica {
                 run.push((p, l));
             }
         }
-        let (Some(first), Some(last)) = (run.first(), run.last()) else {
+        if run.is_empty() {
             return Ok(());
-        };
-        let start = first.1.offset;
-        let bytes = self
-            .remote
-            .get_range(&file.path, start..span_end(&[*last]))
-            .await?;
+        }
+        let range = run_span(&run);
+        let start = range.start;
+        let bytes = self.remote.get_range(&file.path, range).await?;
         Stats::add(&self.remote.stats.prefetched_pages, run.len() as u64);
         file.decode_run(&bytes, start, &run, page_size, |_, offset, page| {
             if let Some(g) = claims.remove(&offset) {
@@ -835,9 +814,4 @@ fn file_info(
             created_ms,
         },
     ))
-}
-
-/// The file offset just past the last frame of `run`.
-fn span_end(run: &[(u32, PageLoc)]) -> u64 {
-    run.last().map_or(0, |(_, l)| l.offset + u64::from(l.size))
 }

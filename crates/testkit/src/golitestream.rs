@@ -215,15 +215,20 @@ pub fn litestream_command(target: Option<&ReplicaTarget>) -> Result<Command> {
 
 /// Output of a finished command.
 #[derive(Debug)]
-struct Output {
-    status: ExitStatus,
-    stdout: Vec<u8>,
-    stderr: Vec<u8>,
+pub struct Output {
+    /// How it exited (killed: by the signal).
+    pub status: ExitStatus,
+    /// Everything it wrote to standard output.
+    pub stdout: Vec<u8>,
+    /// Everything it wrote to standard error.
+    pub stderr: Vec<u8>,
+    /// Whether it was killed at the timeout.
+    pub timed_out: bool,
 }
 
-/// Runs `cmd` to completion, killing it after `timeout`. Output is drained by threads so a
-/// chatty child cannot block on a full pipe.
-fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Result<Output> {
+/// Runs `cmd` (standard input closed) to completion, or kills it at `timeout` and says so.
+/// Output is drained by threads so a chatty child cannot block on a full pipe.
+pub fn run_bounded(cmd: &mut Command, timeout: Duration) -> Result<Output> {
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -252,24 +257,34 @@ fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Result<Output> {
             .map(|p| Box::new(p) as Box<dyn Read + Send>),
     );
     let deadline = Instant::now() + timeout;
+    let mut timed_out = false;
     let status = loop {
         if let Some(status) = child.try_wait().context("wait for child")? {
             break status;
         }
         if Instant::now() >= deadline {
+            // Our own child, by its handle.
             let _ = child.kill();
-            let _ = child.wait();
-            bail!("{cmd:?} timed out after {timeout:?}");
+            timed_out = true;
+            break child.wait().context("wait for killed child")?;
         }
-        std::thread::sleep(Duration::from_millis(5));
+        std::thread::sleep(Duration::from_millis(2));
     };
-    let stdout = out_thread.join().unwrap_or_default();
-    let stderr = err_thread.join().unwrap_or_default();
     Ok(Output {
         status,
-        stdout,
-        stderr,
+        stdout: out_thread.join().unwrap_or_default(),
+        stderr: err_thread.join().unwrap_or_default(),
+        timed_out,
     })
+}
+
+/// Runs `cmd` to completion; a timeout is an error.
+fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Result<Output> {
+    let out = run_bounded(cmd, timeout)?;
+    if out.timed_out {
+        bail!("{cmd:?} timed out after {timeout:?}");
+    }
+    Ok(out)
 }
 
 /// Runs a litestream command and fails with its output if it exits non-zero.
