@@ -15,7 +15,7 @@
 //! `LITESTREAM_CHAOS_SEED` replays a run, `LITESTREAM_CHAOS_RATE` (default 0.05) sets the
 //! total fault rate. Figures are printed (run with `--nocapture` to see them on success).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -98,6 +98,8 @@ struct World {
     expected: Mutex<HashMap<i64, String>>,
     /// TXID → batch, as observed by readers (must be a function, and monotone).
     txids: Mutex<BTreeMap<u64, i64>>,
+    /// TXIDs at which some read returned wrong rows.
+    wrong_txids: Mutex<BTreeSet<u64>>,
     tally: Tally,
     failures: Mutex<Vec<String>>,
     stop: AtomicBool,
@@ -121,6 +123,7 @@ impl World {
             Some(w) if w == summary => add(&self.tally.ok),
             Some(w) => {
                 add(&self.tally.wrong);
+                self.wrong_txids.lock().unwrap().insert(txid);
                 self.fail(format!(
                     "{how}: wrong rows at txid {txid:016x} batch {n}: got {summary}, want {w}"
                 ));
@@ -309,7 +312,6 @@ fn count_error(world: &World, id: usize, e: &rusqlite::Error) {
 }
 
 #[test]
-#[ignore = "OPEN DEFECT: some runs report wrong rows (e.g. 133 of 1062 reads in one run), not reproducible on demand; see docs/reliability.md. Run with -- --ignored"]
 fn chaos_readers_never_see_wrong_rows() -> Result<()> {
     let seconds = env_u64("LITESTREAM_CHAOS_SECONDS", 25);
     let seed = env_u64(
@@ -344,6 +346,7 @@ fn chaos_readers_never_see_wrong_rows() -> Result<()> {
     let world = Arc::new(World {
         expected: Mutex::new(HashMap::new()),
         txids: Mutex::new(BTreeMap::new()),
+        wrong_txids: Mutex::new(BTreeSet::new()),
         tally: Tally::default(),
         failures: Mutex::new(Vec::new()),
         stop: AtomicBool::new(false),
@@ -433,18 +436,7 @@ fn chaos_readers_never_see_wrong_rows() -> Result<()> {
         let Some(&(txid, batch)) = observed.get(i) else {
             continue;
         };
-        let rdir = tempfile::tempdir()?;
-        let out = rdir.path().join("r.db");
-        restore(
-            &target,
-            &out,
-            &RestoreOpts {
-                txid: Some(txid),
-                timestamp: None,
-            },
-        )
-        .with_context(|| format!("restore -txid {txid:016x}"))?;
-        let got: String = Connection::open(&out)?.query_row(SUMMARY, [], |r| r.get(0))?;
+        let (got, _) = go_restore(&target, Some(txid))?;
         let want = world.expected.lock().unwrap()[&batch].clone();
         if got != want {
             add(&world.tally.wrong);
@@ -453,6 +445,23 @@ fn chaos_readers_never_see_wrong_rows() -> Result<()> {
             ));
         }
         restored_checks += 1;
+    }
+
+    // The replica the Go replicator wrote must itself be sound at the end...
+    let (_, integrity) = go_restore(&target, None)?;
+    if integrity != "ok" {
+        world.fail(format!(
+            "the Go replica restores to a corrupt database: {integrity}"
+        ));
+    }
+    // ...and where a reader saw wrong rows, say whether the replica holds them too (then the
+    // primary or the Go replicator is at fault, not the reader).
+    let wrong: Vec<u64> = world.wrong_txids.lock().unwrap().iter().copied().collect();
+    for txid in wrong.into_iter().take(3) {
+        let (got, integrity) = go_restore(&target, Some(txid))?;
+        world.fail(format!(
+            "diagnosis: litestream restore -txid {txid:016x} gives {got} (integrity_check: {integrity})"
+        ));
     }
 
     let t = &world.tally;
@@ -496,6 +505,9 @@ fn chaos_readers_never_see_wrong_rows() -> Result<()> {
     println!("chaos: s3 server {:?}", server.stats());
 
     let failures = world.failures.lock().unwrap().clone();
+    if !failures.is_empty() {
+        keep_evidence(&dir, &world, &rep, seed, &failures);
+    }
     assert!(
         failures.is_empty(),
         "{} failures:\n{}",
@@ -519,6 +531,73 @@ fn chaos_readers_never_see_wrong_rows() -> Result<()> {
         assert!(count > 0, "no {name} fault was injected: {faults:?}");
     }
     Ok(())
+}
+
+/// Restores `txid` (or the newest state) with the Go `litestream restore`: the summary and the
+/// result of `PRAGMA integrity_check`.
+fn go_restore(target: &ReplicaTarget, txid: Option<u64>) -> Result<(String, String)> {
+    let rdir = tempfile::tempdir()?;
+    let out = rdir.path().join("r.db");
+    restore(
+        target,
+        &out,
+        &RestoreOpts {
+            txid,
+            timestamp: None,
+        },
+    )
+    .with_context(|| format!("restore -txid {txid:016x?}"))?;
+    let conn = Connection::open(&out)?;
+    let summary: String = conn.query_row(SUMMARY, [], |r| r.get(0))?;
+    let mut stmt = conn.prepare("PRAGMA integrity_check")?;
+    let integrity: Vec<String> = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok((summary, integrity.join("; ")))
+}
+
+/// Keeps a failing run's replica, primary, Go log and the expected summaries for offline
+/// diagnosis in `LITESTREAM_CHAOS_KEEP` (default: the system temp dir).
+fn keep_evidence(
+    dir: &tempfile::TempDir,
+    world: &World,
+    rep: &Replicator,
+    seed: u64,
+    failures: &[String],
+) {
+    let base = std::env::var_os("LITESTREAM_CHAOS_KEEP")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    let keep = base.join(format!("chaos-{seed}"));
+    let _ = std::fs::create_dir_all(&keep);
+    let copy = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(dir.path())
+        .arg(keep.join("run"))
+        .status();
+    let expected: BTreeMap<i64, String> = world
+        .expected
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (*k, v.clone()))
+        .collect();
+    let mut text = String::new();
+    for (n, s) in &expected {
+        text.push_str(&format!("{n}\t{s}\n"));
+    }
+    let _ = std::fs::write(keep.join("expected.tsv"), text);
+    let observed: String = world
+        .txids
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(t, n)| format!("{t:016x}\t{n}\n"))
+        .collect();
+    let _ = std::fs::write(keep.join("observed.tsv"), observed);
+    let _ = std::fs::write(keep.join("failures.txt"), failures.join("\n"));
+    let _ = std::fs::write(keep.join("litestream.log"), rep.log());
+    eprintln!("chaos: evidence kept in {} ({copy:?})", keep.display());
 }
 
 /// An outage of the object store: reads go on at the last consistent state (its pages are

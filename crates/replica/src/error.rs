@@ -71,6 +71,22 @@ pub enum Error {
     #[error("inconsistent replica: {0}")]
     Inconsistent(String),
 
+    /// Another writer changed the replica, or this writer lost the race for a TXID (write
+    /// mode is fenced). Nothing was overwritten; committed local transactions are kept in the
+    /// buffer file the message names. Stop the other writer, then reopen.
+    #[error("write conflict: {0}")]
+    Conflict(String),
+
+    /// The local write buffer could not be read or written. Fix the disk or the path
+    /// (`LITESTREAM_BUFFER_PATH`); what it holds is not discarded.
+    #[error("write buffer {path}: {detail}")]
+    Buffer {
+        /// The buffer file.
+        path: String,
+        /// What failed.
+        detail: String,
+    },
+
     /// A time-travel target (time or TXID) cannot be reached with the files that exist.
     #[error("{0}")]
     TargetUnavailable(String),

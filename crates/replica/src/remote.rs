@@ -8,7 +8,9 @@ use std::time::Instant;
 use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::path::Path;
-use object_store::{GetOptions, GetRange, ObjectMeta, ObjectStore};
+use object_store::{
+    GetOptions, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
+};
 use tracing::Instrument;
 
 use crate::error::{Error, Result};
@@ -84,6 +86,51 @@ impl Remote {
         self.fetch(key, GetOptions::default())
             .instrument(span)
             .await
+    }
+
+    /// PUTs `bytes` at `key` only if no object exists there (`If-None-Match: *` on S3, an
+    /// atomic link on local files): the fence of a single writer. `Ok(false)` when the key
+    /// already exists: someone else created it, and nothing was overwritten.
+    pub async fn put_new(&self, key: &Path, bytes: Bytes) -> Result<bool> {
+        let span = tracing::debug_span!("put_new", key = %key, bytes = bytes.len());
+        let start = Instant::now();
+        async {
+            Stats::add(&self.stats.put, 1);
+            let n = bytes.len() as u64;
+            let opts = PutOptions {
+                mode: PutMode::Create,
+                ..Default::default()
+            };
+            match self
+                .store
+                .put_opts(key, PutPayload::from(bytes), opts)
+                .await
+            {
+                Ok(_) => {
+                    Stats::add(&self.stats.bytes_written, n);
+                    Ok(true)
+                }
+                Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+                Err(e) => Err(self.failed("put", key, start, e)),
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Deletes `key`; a key already gone is not an error.
+    pub async fn delete(&self, key: &Path) -> Result<()> {
+        let span = tracing::debug_span!("delete", key = %key);
+        let start = Instant::now();
+        async {
+            Stats::add(&self.stats.delete, 1);
+            match self.store.delete(key).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(e) => Err(self.failed("delete", key, start, e)),
+            }
+        }
+        .instrument(span)
+        .await
     }
 
     async fn get(&self, key: &Path, range: GetRange) -> Result<Bytes> {

@@ -11,7 +11,9 @@ pub struct Stats {
     pub(crate) get_whole: AtomicU64,
     pub(crate) head: AtomicU64,
     pub(crate) put: AtomicU64,
+    pub(crate) delete: AtomicU64,
     pub(crate) bytes_read: AtomicU64,
+    pub(crate) bytes_written: AtomicU64,
     pub(crate) cache_hits: AtomicU64,
     pub(crate) cache_misses: AtomicU64,
     pub(crate) polls: AtomicU64,
@@ -34,8 +36,12 @@ pub struct StatsSnapshot {
     pub head: u64,
     /// PUT requests.
     pub put: u64,
+    /// DELETE requests.
+    pub delete: u64,
     /// Body bytes received.
     pub bytes_read: u64,
+    /// Body bytes uploaded.
+    pub bytes_written: u64,
     /// Page reads served from the shared cache.
     pub cache_hits: u64,
     /// Page reads that had to fetch.
@@ -65,7 +71,9 @@ impl Stats {
             get_whole: self.get_whole.load(Relaxed),
             head: self.head.load(Relaxed),
             put: self.put.load(Relaxed),
+            delete: self.delete.load(Relaxed),
             bytes_read: self.bytes_read.load(Relaxed),
+            bytes_written: self.bytes_written.load(Relaxed),
             cache_hits: self.cache_hits.load(Relaxed),
             cache_misses: self.cache_misses.load(Relaxed),
             polls: self.polls.load(Relaxed),
@@ -79,14 +87,16 @@ impl Stats {
 
 impl StatsSnapshot {
     /// The counters as `(name, value)` pairs, in a stable order.
-    pub fn fields(&self) -> [(&'static str, u64); 13] {
+    pub fn fields(&self) -> [(&'static str, u64); 15] {
         [
             ("list", self.list),
             ("get_range", self.get_range),
             ("get_whole", self.get_whole),
             ("head", self.head),
             ("put", self.put),
+            ("delete", self.delete),
             ("bytes_read", self.bytes_read),
+            ("bytes_written", self.bytes_written),
             ("cache_hits", self.cache_hits),
             ("cache_misses", self.cache_misses),
             ("polls", self.polls),

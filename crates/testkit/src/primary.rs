@@ -6,7 +6,8 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use rusqlite::{Connection, OpenFlags};
 
-/// A primary database opened with rusqlite (bundled SQLite) in WAL mode.
+/// A primary database opened with rusqlite (bundled SQLite) in WAL mode, with autocheckpoint
+/// off (Litestream checkpoints).
 ///
 /// Litestream only replicates WAL-mode databases, and it needs writers to tolerate its brief
 /// locks (it holds a read transaction to control checkpoints), hence the busy timeout.
@@ -29,6 +30,12 @@ impl PrimaryDb {
         if !mode.eq_ignore_ascii_case("wal") {
             bail!("{}: journal_mode is {mode}, expected wal", path.display());
         }
+        // Checkpoints are Litestream's job. With SQLite's default autocheckpoint the writer can
+        // restart the WAL between two of Litestream's reads, and 0.5.17 then uploads LTX files
+        // that restore to a corrupt database ("row N missing from index", seen in the chaos test
+        // at the TXIDs after a `saltMatch=false` sync). Litestream recommends exactly this.
+        conn.execute_batch("PRAGMA wal_autocheckpoint = 0")
+            .context("PRAGMA wal_autocheckpoint = 0")?;
         Ok(PrimaryDb {
             conn,
             path: path.to_path_buf(),
