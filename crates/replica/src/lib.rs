@@ -4,6 +4,7 @@
 //! [`meta`] (per-file header + page index), [`version`] (where every page lives at one TXID),
 //! [`replica`] (catalog, shared page cache, poller). Nothing here knows SQLite.
 
+mod buffer;
 pub mod error;
 pub mod hydrate;
 pub mod layout;
@@ -16,6 +17,7 @@ pub mod runtime;
 pub mod stats;
 pub mod target;
 pub mod version;
+pub mod writer;
 
 pub use error::{Error, Result};
 pub use hydrate::{HydrationOptions, HydrationState, HydrationStatus, LocalReader};
@@ -25,3 +27,4 @@ pub use replica::{
 pub use stats::StatsSnapshot;
 pub use target::{parse_time, parse_txid, Target};
 pub use version::Version;
+pub use writer::{WriteOptions, WriteStatus, UPLOAD_FAILURE_BOUND};

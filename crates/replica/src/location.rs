@@ -38,6 +38,12 @@ pub fn process_env(name: &str) -> Option<String> {
 
 /// Connects to the replica named by `url`. No request is sent here.
 pub fn connect(url: &str, env: Env<'_>) -> Result<Location> {
+    connect_with(url, env, false)
+}
+
+/// [`connect`], creating the directory of a local replica when `create` (a writer starting a
+/// new replica); otherwise a missing directory is an empty replica.
+pub fn connect_with(url: &str, env: Env<'_>, create: bool) -> Result<Location> {
     let url = url.trim();
     if url.is_empty() {
         return Err(Error::Config(
@@ -45,7 +51,7 @@ pub fn connect(url: &str, env: Env<'_>) -> Result<Location> {
         ));
     }
     if url.starts_with('/') {
-        return local(url, url);
+        return local(url, url, create);
     }
     let parsed = url::Url::parse(url).map_err(|e| {
         Error::Config(format!(
@@ -72,7 +78,7 @@ pub fn connect(url: &str, env: Env<'_>) -> Result<Location> {
                     parsed.host_str().unwrap_or_default()
                 )));
             }
-            local(parsed.path(), &display)
+            local(parsed.path(), &display, create)
         }
         "s3" => {
             let bucket = bucket(&parsed, &display)?;
@@ -183,12 +189,19 @@ fn located<S: ObjectStore>(
     })
 }
 
-fn local(dir: &str, display: &str) -> Result<Location> {
+fn local(dir: &str, display: &str, create: bool) -> Result<Location> {
     let dir = std::path::Path::new(dir);
     if !dir.is_absolute() {
         return Err(Error::Config(format!(
             "file replica path must be absolute: {display}"
         )));
+    }
+    if create {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            Error::Config(format!(
+                "cannot create the replica directory {display}: {e}"
+            ))
+        })?;
     }
     if !dir.is_dir() {
         return Err(Error::Empty {

@@ -133,19 +133,12 @@ pub(crate) async fn load(
         source,
     };
     let small = info.size <= WHOLE_FILE_MAX;
-    let (header, index, pages) = if small || verify {
+    if small || verify {
         let bytes = remote.get_whole(&path).await?;
         // A small file's pages go to the cache; a large one is only checked.
-        let mut pages = Vec::new();
-        let file = ltx::decode_file_with(&bytes, |_, page| {
-            if small {
-                pages.push(Bytes::copy_from_slice(page));
-            }
-        })
-        .map_err(corrupt)?;
-        let pages = file.index.iter().map(|e| e.offset).zip(pages).collect();
-        (file.header, file.index, pages)
-    } else {
+        return from_bytes(&bytes, info, path, id, small);
+    }
+    let (header, index, pages) = {
         let (head, tail) = futures::try_join!(
             remote.get_range(&path, 0..ltx::HEADER_SIZE as u64),
             remote.get_suffix(&path, suffix_guess(info.size)),
@@ -175,6 +168,42 @@ pub(crate) async fn load(
         size: info.size,
         header,
         index,
+    };
+    Ok(Loaded {
+        meta: Arc::new(meta),
+        pages,
+    })
+}
+
+/// A file whose bytes are all at hand (a whole-file GET, or a file this process just
+/// uploaded): checks its checksum, header and index, and with `keep_pages` decodes its pages for
+/// the cache.
+pub(crate) fn from_bytes(
+    bytes: &[u8],
+    info: &FileInfo,
+    path: Path,
+    id: u64,
+    keep_pages: bool,
+) -> Result<Loaded> {
+    let mut pages = Vec::new();
+    let file = ltx::decode_file_with(bytes, |_, page| {
+        if keep_pages {
+            pages.push(Bytes::copy_from_slice(page));
+        }
+    })
+    .map_err(|source| Error::Corrupt {
+        key: path.to_string(),
+        source,
+    })?;
+    let pages = file.index.iter().map(|e| e.offset).zip(pages).collect();
+    check(&path, info, &file.header, &file.index)?;
+    let meta = FileMeta {
+        id,
+        key: FileKey::from(info),
+        path,
+        size: info.size,
+        header: file.header,
+        index: file.index,
     };
     Ok(Loaded {
         meta: Arc::new(meta),

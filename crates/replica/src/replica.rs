@@ -4,7 +4,7 @@
 use futures::{StreamExt, TryStreamExt};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -23,6 +23,7 @@ use crate::runtime;
 use crate::stats::{Stats, StatsSnapshot};
 use crate::target::Target;
 use crate::version::{coalesce, run_span, PageLoc, Run, Version};
+use crate::writer::{layout_for_url, WriteOptions, WriteStatus, Writer};
 
 /// Default poll interval, as in the Go VFS.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -61,6 +62,8 @@ pub struct ReplicaOptions {
     /// page from it. Files read by range are otherwise unverifiable: the format has no per-page
     /// checksum.
     pub verify: bool,
+    /// Write mode: accept commits, buffer them durably, upload them.
+    pub write: Option<WriteOptions>,
 }
 
 impl ReplicaOptions {
@@ -72,6 +75,7 @@ impl ReplicaOptions {
             cache_size: DEFAULT_CACHE_SIZE,
             hydration: None,
             verify: false,
+            write: None,
         }
     }
 }
@@ -121,6 +125,9 @@ pub struct Replica {
     /// Woken whenever a newer version is published.
     pub(crate) new_version: Arc<tokio::sync::Notify>,
     prefetch_slots: Arc<tokio::sync::Semaphore>,
+    writer: OnceLock<Arc<Writer>>,
+    /// Serializes attaching a writer.
+    attach: Mutex<()>,
 }
 
 impl std::fmt::Debug for Replica {
@@ -151,6 +158,7 @@ impl Drop for Session {
         if self.replica.sessions.fetch_sub(1, Ordering::AcqRel) == 1 {
             *self.replica.idle_since.lock() = Some(Instant::now());
             self.replica.stop_hydration();
+            self.replica.flush_on_close();
         }
     }
 }
@@ -183,21 +191,31 @@ pub fn open(opts: &ReplicaOptions) -> Result<Session> {
     };
     replica.sessions.fetch_add(1, Ordering::AcqRel);
     *replica.idle_since.lock() = None;
-    if let Some(h) = &opts.hydration {
-        replica.start_hydration(h);
+    let session = Session { replica };
+    if let Some(w) = &opts.write {
+        session.attach_writer(w)?;
+    } else if let Some(h) = &opts.hydration {
+        if session.writer().is_none() {
+            session.start_hydration(h);
+        }
     }
-    Ok(Session { replica })
+    Ok(session)
 }
 
 impl Replica {
     async fn connect(opts: ReplicaOptions) -> Result<Arc<Replica>> {
-        let loc = location::connect(&opts.url, &location::process_env)?;
+        let loc = location::connect_with(&opts.url, &location::process_env, opts.write.is_some())?;
         let remote = Remote::new(loc);
         let listing = list_all(&remote, &HashMap::new()).await?;
-        let Some(layout) = listing.layout else {
-            return Err(Error::Empty {
-                url: remote.display.clone(),
-            });
+        let layout = match listing.layout {
+            Some(l) => l,
+            // A writer may start a new database on an empty replica.
+            None if opts.write.is_some() => layout_for_url(&opts.url),
+            None => {
+                return Err(Error::Empty {
+                    url: remote.display.clone(),
+                })
+            }
         };
         let estimated_pages = (opts.cache_size / 4096).max(16) as usize;
         let r = Replica {
@@ -222,13 +240,17 @@ impl Replica {
             hydrator: Mutex::new(None),
             new_version: Arc::new(tokio::sync::Notify::new()),
             prefetch_slots: Arc::new(tokio::sync::Semaphore::new(PREFETCH_PARALLEL)),
+            writer: OnceLock::new(),
+            attach: Mutex::new(()),
             remote,
             opts,
         };
-        let plan = restore_plan(&listing.files, PlanTarget::Latest)?;
-        let metas = r.metas_for(&plan).await?;
-        *r.current.write() = Arc::new(Version::build(&metas)?);
-        tracing::info!(url = %r.remote.display, txid = r.current().txid(), files = plan.len(), "replica opened");
+        if !listing.files.is_empty() {
+            let plan = restore_plan(&listing.files, PlanTarget::Latest)?;
+            let metas = r.metas_for(&plan).await?;
+            *r.current.write() = Arc::new(Version::build(&metas)?);
+        }
+        tracing::info!(url = %r.remote.display, txid = r.current().txid(), files = r.current().files().len(), "replica opened");
         Ok(Arc::new(r))
     }
 
@@ -268,7 +290,7 @@ impl Replica {
         let cur = self.current();
         match target {
             Target::Latest => Ok(cur),
-            Target::Txid(t) if t == cur.txid() => Ok(cur),
+            Target::Txid(t) if t == cur.txid() && !cur.has_local_changes() => Ok(cur),
             _ => self.build_blocking(target).map(Arc::new),
         }
     }
@@ -317,6 +339,13 @@ impl Replica {
                 "page read of {} bytes, page size is {page_size}",
                 out.len()
             )));
+        }
+        if let Some(local) = version.local_page(pgno) {
+            match local {
+                Some(page) => out.copy_from_slice(page),
+                None => out.fill(0),
+            }
+            return Ok(());
         }
         let Some((file, loc)) = version.loc(pgno) else {
             if pgno == ltx::lock_pgno(version.page_size()) || pgno > version.commit() {
@@ -621,11 +650,148 @@ impl Replica {
     }
 
     fn publish(&self, v: Version) {
+        if self.writer.get().is_some() {
+            return;
+        }
         let mut cur = self.current.write();
         if v.txid() >= cur.txid() {
             tracing::debug!(txid = v.txid(), "new version");
             *cur = Arc::new(v);
             self.new_version.notify_waiters();
+        }
+    }
+
+    /// Makes `v` the state every connection reads (write mode: the writer publishes each
+    /// local commit and each upload, under its own lock, in order).
+    pub(crate) fn publish_view(&self, v: Version) {
+        *self.current.write() = Arc::new(v);
+        self.new_version.notify_waiters();
+    }
+
+    pub(crate) fn writer(&self) -> Option<&Arc<Writer>> {
+        self.writer.get()
+    }
+
+    pub(crate) fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    pub(crate) fn next_file_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// A file this process uploaded: its index joins the catalog and its pages the cache, so
+    /// reading it back costs no request.
+    pub(crate) fn adopt_uploaded(&self, info: &FileInfo, loaded: &meta::Loaded) {
+        for (offset, page) in &loaded.pages {
+            self.cache.insert((loaded.meta.id, *offset), page.clone());
+        }
+        let mut cat = self.catalog.lock();
+        cat.files.insert(FileKey::from(info), info.clone());
+        cat.header_ts
+            .insert(loaded.meta.key, loaded.meta.header.timestamp_ms);
+        cat.metas.insert(loaded.meta.key, loaded.meta.clone());
+    }
+
+    /// The newest TXID the replica's files reach now (one full listing); 0 when it is empty.
+    pub(crate) async fn newest_txid(&self) -> Result<u64> {
+        let listing = list_all(&self.remote, &HashMap::new()).await?;
+        if listing.files.is_empty() {
+            return Ok(0);
+        }
+        let plan = restore_plan(&listing.files, PlanTarget::Latest)?;
+        Ok(plan.last().map_or(0, |f| f.max_txid))
+    }
+
+    /// Turns on write mode for this replica (once per process): recovers the buffer and starts
+    /// the sync task.
+    fn attach_writer(self: &Arc<Self>, opts: &WriteOptions) -> Result<()> {
+        let _one = self.attach.lock();
+        if let Some(w) = self.writer.get() {
+            if w.sync_interval() != opts.sync_interval {
+                tracing::warn!(
+                    "this replica already has a writer in this process; its settings stay in force"
+                );
+            }
+            return Ok(());
+        }
+        let base = Version::clone(&self.current());
+        let me = self.clone();
+        let url = self.opts.url.trim().to_string();
+        let opts = opts.clone();
+        let w = runtime::block_on(async move { Writer::recover(&url, opts, base, &me).await })?;
+        let w = Arc::new(w);
+        self.publish_view(w.view());
+        let _ = self.writer.set(w.clone());
+        Writer::spawn_sync(self);
+        // Commits recovered from the buffer go up now, not one interval later.
+        if w.status().pending_commits > 0 {
+            w.nudge();
+        }
+        Ok(())
+    }
+
+    /// Records a committed transaction (write mode): `pages` changed, `commit` pages in all.
+    /// With `sync`, returns once the buffer record is on disk. Every connection reads the
+    /// returned state at once.
+    pub fn commit(
+        self: &Arc<Self>,
+        pages: Vec<(u32, Bytes)>,
+        commit: u32,
+        page_size: u32,
+        sync: bool,
+    ) -> Result<Arc<Version>> {
+        let w = self.require_writer()?;
+        w.commit(self, pages, commit, page_size, sync)?;
+        Ok(self.current())
+    }
+
+    /// Uploads every committed transaction now; returns the replica's TXID afterwards.
+    pub fn sync_now(self: &Arc<Self>) -> Result<u64> {
+        let w = self.require_writer()?.clone();
+        let me = self.clone();
+        runtime::block_on(async move { w.upload(&me).await })?;
+        Ok(self.current().txid())
+    }
+
+    /// Whether a write transaction may start now (write mode, not fenced, uploads healthy).
+    pub fn check_writable(&self) -> Result<()> {
+        self.require_writer()?.check_writable()
+    }
+
+    /// The writer's state, in write mode.
+    pub fn write_status(&self) -> Option<WriteStatus> {
+        self.writer.get().map(|w| w.status())
+    }
+
+    /// The state number the next local commit will have (the VFS writes it into page 1).
+    pub fn next_state_no(&self) -> u32 {
+        self.current().state_no().wrapping_add(1)
+    }
+
+    fn require_writer(&self) -> Result<&Arc<Writer>> {
+        self.writer.get().ok_or_else(|| {
+            Error::Config("this database was opened read-only; set LITESTREAM_WRITE_ENABLED=true (or the URI parameter write_enabled=true) to write".into())
+        })
+    }
+
+    /// The last connection closed: upload what is pending. A failure is logged; the commits
+    /// stay in the buffer and go up at the next open.
+    fn flush_on_close(self: &Arc<Self>) {
+        let Some(w) = self.writer.get().cloned() else {
+            return;
+        };
+        if w.status().pending_commits == 0 {
+            return;
+        }
+        let me = self.clone();
+        let r = runtime::block_on(async move {
+            tokio::time::timeout(Duration::from_secs(30), w.upload(&me)).await
+        });
+        match r {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "upload at close failed; the committed transactions stay in the write buffer and are uploaded at the next open"),
+            Err(_) => tracing::error!("upload at close timed out; the committed transactions stay in the write buffer and are uploaded at the next open"),
         }
     }
 
@@ -647,7 +813,11 @@ impl Replica {
     }
 
     /// One poll: list level 0 after the current TXID (one LIST), apply what continues the chain.
+    /// A writer's replica changes only through it: nothing to poll.
     async fn poll_once(&self) -> Result<()> {
+        if self.writer.get().is_some() {
+            return Ok(());
+        }
         let _serial = self.poll_lock.lock().await;
         let cur = self.current();
         let root = &self.remote.root;

@@ -11,6 +11,7 @@ pub struct Stats {
     pub(crate) get_whole: AtomicU64,
     pub(crate) head: AtomicU64,
     pub(crate) put: AtomicU64,
+    pub(crate) uploads: AtomicU64,
     pub(crate) delete: AtomicU64,
     pub(crate) bytes_read: AtomicU64,
     pub(crate) bytes_written: AtomicU64,
@@ -36,6 +37,8 @@ pub struct StatsSnapshot {
     pub head: u64,
     /// PUT requests.
     pub put: u64,
+    /// Level-0 files uploaded by this process's writer.
+    pub uploads: u64,
     /// DELETE requests.
     pub delete: u64,
     /// Body bytes received.
@@ -71,6 +74,7 @@ impl Stats {
             get_whole: self.get_whole.load(Relaxed),
             head: self.head.load(Relaxed),
             put: self.put.load(Relaxed),
+            uploads: self.uploads.load(Relaxed),
             delete: self.delete.load(Relaxed),
             bytes_read: self.bytes_read.load(Relaxed),
             bytes_written: self.bytes_written.load(Relaxed),
@@ -87,13 +91,14 @@ impl Stats {
 
 impl StatsSnapshot {
     /// The counters as `(name, value)` pairs, in a stable order.
-    pub fn fields(&self) -> [(&'static str, u64); 15] {
+    pub fn fields(&self) -> [(&'static str, u64); 16] {
         [
             ("list", self.list),
             ("get_range", self.get_range),
             ("get_whole", self.get_whole),
             ("head", self.head),
             ("put", self.put),
+            ("uploads", self.uploads),
             ("delete", self.delete),
             ("bytes_read", self.bytes_read),
             ("bytes_written", self.bytes_written),

@@ -5,8 +5,25 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use crate::error::{Error, Result};
 use crate::meta::FileMeta;
+
+/// Pages committed by this process's writer that are not in the replica's files yet. Immutable:
+/// each local commit publishes a new one, sharing structure with the last (a persistent map, so a
+/// commit costs O(pages changed · log n), not a copy of everything pending).
+#[derive(Clone, Debug, Default)]
+pub struct Overlay {
+    /// Page → (local commit sequence that wrote it last, page).
+    pub(crate) pages: imbl::OrdMap<u32, (u64, Bytes)>,
+    /// Database size in pages after the newest local commit.
+    pub(crate) commit: u32,
+    /// The smallest size the database had since the replica's state: pages above it that the
+    /// overlay lacks were truncated away and regrown, so they read as zeros, not as the
+    /// replica's old images.
+    pub(crate) low: u32,
+}
 
 /// Pages of one file, each with its frame location, in file order: what one ranged GET fetches.
 pub(crate) type Run = Vec<(u32, PageLoc)>;
@@ -55,6 +72,8 @@ pub struct Version {
     timestamp_ms: i64,
     pages: Arc<Vec<PageLoc>>,
     files: Arc<Vec<Arc<FileMeta>>>,
+    overlay: Option<Arc<Overlay>>,
+    state_no: u32,
 }
 
 impl Version {
@@ -75,6 +94,8 @@ impl Version {
             timestamp_ms: 0,
             pages: Arc::default(),
             files: Arc::default(),
+            overlay: None,
+            state_no: 0,
         }
     }
 
@@ -119,7 +140,39 @@ impl Version {
         }
         v.pages = Arc::new(pages);
         v.files = Arc::new(table);
+        v.state_no = v.txid as u32;
         Ok(v)
+    }
+
+    /// This version with `overlay` (pages committed locally, not uploaded yet) on top, known to
+    /// the VFS as state `state_no`.
+    pub(crate) fn with_overlay(&self, overlay: Option<Arc<Overlay>>, state_no: u32) -> Version {
+        Version {
+            overlay,
+            state_no,
+            ..self.clone()
+        }
+    }
+
+    /// A number that differs between any two states a connection of this process can see one
+    /// after the other: the TXID for states read from the replica, a counter of local commits in
+    /// write mode. The VFS shows it to SQLite as the file change counter.
+    pub fn state_no(&self) -> u32 {
+        self.state_no
+    }
+
+    /// The page as committed locally and not uploaded yet: `Some(None)` for a page that reads
+    /// as zeros (truncated and regrown, or never written), `None` when the replica has it.
+    pub(crate) fn local_page(&self, pgno: u32) -> Option<Option<&Bytes>> {
+        let o = self.overlay.as_ref()?;
+        if pgno > o.commit {
+            return Some(None);
+        }
+        match o.pages.get(&pgno) {
+            Some((_, b)) => Some(Some(b)),
+            None if pgno > o.low || pgno > self.commit => Some(None),
+            None => None,
+        }
     }
 
     /// The TXID this version reflects.
@@ -129,7 +182,7 @@ impl Version {
 
     /// Database size in pages.
     pub fn commit(&self) -> u32 {
-        self.commit
+        self.overlay.as_ref().map_or(self.commit, |o| o.commit)
     }
 
     /// Page size in bytes.
@@ -139,7 +192,12 @@ impl Version {
 
     /// Database size in bytes.
     pub fn db_size(&self) -> u64 {
-        u64::from(self.commit) * u64::from(self.page_size)
+        u64::from(self.commit()) * u64::from(self.page_size)
+    }
+
+    /// Whether pages committed locally are not in the replica yet.
+    pub fn has_local_changes(&self) -> bool {
+        self.overlay.is_some()
     }
 
     /// Creation time (ms since epoch) of the newest file in the version.
@@ -157,7 +215,12 @@ impl Version {
         (loc.size != 0).then_some(loc)
     }
 
+    /// Where page `pgno` lies in the replica's files; `None` when it is absent there, or when
+    /// the overlay holds a newer image (or truncated it away).
     pub(crate) fn loc(&self, pgno: u32) -> Option<(&Arc<FileMeta>, PageLoc)> {
+        if self.local_page(pgno).is_some() {
+            return None;
+        }
         let loc = *self.pages.get(pgno.checked_sub(1)? as usize)?;
         if loc.size == 0 {
             return None;

@@ -15,6 +15,7 @@ fn opts(url: &str) -> ReplicaOptions {
         cache_size: 8 << 20,
         hydration: None,
         verify: false,
+        write: None,
     }
 }
 

@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use replica::{DEFAULT_CACHE_SIZE, DEFAULT_POLL_INTERVAL};
 
+/// Default upload interval in write mode, as in the Go VFS.
+pub const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Settings of one database connection.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -15,8 +18,13 @@ pub struct Config {
     pub poll_interval: Duration,
     /// Shared page-cache budget in bytes.
     pub cache_size: u64,
-    /// Write mode requested (not available in this version: the database opens read-only).
+    /// Write mode: commits go to the write buffer and are uploaded.
     pub write_enabled: bool,
+    /// How often committed transactions are uploaded (write mode); zero uploads each before
+    /// its COMMIT returns.
+    pub sync_interval: Duration,
+    /// The write buffer file; `None` derives one from the database name and replica URL.
+    pub buffer_path: Option<String>,
     /// Hydrate to this file (kept after close, resumed on the next open).
     pub hydration_path: Option<String>,
     /// Hydrate; without a path, to a temporary file deleted on close.
@@ -68,15 +76,60 @@ impl Config {
                 None => Ok(false),
             }
         };
+        let sync_interval = match get("sync_interval") {
+            Some((src, v)) => parse_duration(&v).map_err(|e| format!("{src}={v:?}: {e}"))?,
+            None => DEFAULT_SYNC_INTERVAL,
+        };
         Ok(Config {
             replica_url,
             poll_interval,
             cache_size,
             write_enabled: flag("write_enabled")?,
+            sync_interval,
+            buffer_path: get("buffer_path").map(|(_, v)| v),
             hydration_enabled: flag("hydration_enabled")?,
             hydration_path: get("hydration_path").map(|(_, v)| v),
             verify: flag("verify")?,
         })
+    }
+}
+
+impl Config {
+    /// The write buffer of database `name`: `buffer_path` if set, else a stable path (never a
+    /// random one, so that the next open finds what a crash left behind) in the user's state
+    /// directory, named after the database and a hash of the replica URL, so that one name used
+    /// with two replicas gets two buffers.
+    pub fn buffer_file(
+        &self,
+        name: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> std::path::PathBuf {
+        if let Some(p) = &self.buffer_path {
+            return std::path::PathBuf::from(p);
+        }
+        let dir = env("XDG_STATE_HOME")
+            .map(std::path::PathBuf::from)
+            .or_else(|| env("HOME").map(|h| std::path::Path::new(&h).join(".local/state")))
+            .unwrap_or_else(std::env::temp_dir)
+            .join("litestream-vfs");
+        let flat: String = name
+            .rsplit('/')
+            .next()
+            .unwrap_or(name)
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let hash = crate::local_file::fnv1a(self.replica_url.trim());
+        dir.join(format!(
+            "{}-{hash:016x}.buffer",
+            flat.trim_start_matches('.')
+        ))
     }
 }
 
@@ -170,6 +223,36 @@ mod tests {
         assert_eq!(c.replica_url, "file:///uri");
         assert_eq!(c.poll_interval, Duration::from_millis(250));
         assert_eq!(c.cache_size, DEFAULT_CACHE_SIZE);
+        assert_eq!(c.sync_interval, DEFAULT_SYNC_INTERVAL);
+    }
+
+    #[test]
+    fn buffer_paths_are_stable_and_per_replica() {
+        let env = |k: &str| (k == "HOME").then(|| "/home/u".to_string());
+        let at = |url: &str| {
+            let uri = |k: &str| (k == "replica_url").then(|| url.to_string());
+            Config::resolve(&uri, &|_| None).unwrap()
+        };
+        let a = at("s3://b/one").buffer_file("dir/app.db", &env);
+        assert_eq!(a, at("s3://b/one").buffer_file("dir/app.db", &env));
+        assert!(
+            a.starts_with("/home/u/.local/state/litestream-vfs"),
+            "{}",
+            a.display()
+        );
+        assert!(a
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("app.db-"));
+        assert_ne!(a, at("s3://b/two").buffer_file("dir/app.db", &env));
+        let explicit = |k: &str| (k == "buffer_path").then(|| "/tmp/x.buf".to_string());
+        let c = Config::resolve(&explicit, &|_| None).unwrap();
+        assert_eq!(
+            c.buffer_file("app.db", &env),
+            std::path::PathBuf::from("/tmp/x.buf")
+        );
     }
 
     #[test]

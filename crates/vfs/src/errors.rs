@@ -12,6 +12,20 @@ pub fn read_code(e: &replica::Error) -> SqliteErr {
         E::Access { .. } | E::NoBucket { .. } => vars::SQLITE_IOERR_ACCESS,
         E::NotFound { .. } | E::Corrupt { .. } | E::Inconsistent(_) => vars::SQLITE_IOERR_READ,
         E::Config(_) | E::Empty { .. } | E::InvalidTarget { .. } => vars::SQLITE_CANTOPEN,
+        E::Conflict(_) => vars::SQLITE_BUSY,
+        E::Buffer { .. } => vars::SQLITE_IOERR_READ,
+    }
+}
+
+/// The SQLite code for an engine error met while committing or starting a write.
+pub fn write_code(e: &replica::Error) -> SqliteErr {
+    use replica::Error as E;
+    match e {
+        // Another writer won: this one stops, and SQLite users know BUSY means "not you, now".
+        E::Conflict(_) => vars::SQLITE_BUSY,
+        E::Buffer { .. } => vars::SQLITE_IOERR_FSYNC,
+        E::Config(_) => vars::SQLITE_READONLY,
+        _ => vars::SQLITE_IOERR_WRITE,
     }
 }
 

@@ -7,6 +7,7 @@ pub mod config;
 pub mod errors;
 pub mod functions;
 pub mod local_file;
+pub mod locks;
 pub mod logging;
 pub mod main_db;
 pub mod pragma;

@@ -43,13 +43,13 @@ pub fn local_path(name: &str) -> VfsResult<PathBuf> {
     let flat = flat.trim_start_matches('.');
     Ok(dir()?.join(format!(
         "{:016x}-{}",
-        fxhash(name),
+        fnv1a(name),
         &flat[flat.len().saturating_sub(64)..]
     )))
 }
 
-fn fxhash(s: &str) -> u64 {
-    // FNV-1a: stable across runs, enough to keep flattened names apart.
+/// FNV-1a: stable across runs and versions, enough to keep flattened names apart.
+pub fn fnv1a(s: &str) -> u64 {
     s.bytes().fold(0xcbf29ce484222325u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
     })
@@ -109,9 +109,12 @@ impl LocalFile {
             .map_err(|_| vars::SQLITE_IOERR_TRUNCATE)
     }
 
-    /// Flushes to disk.
+    /// Nothing to flush. Journals here never serve crash recovery: the main database's pages
+    /// stay in memory until the transaction is recorded whole in the write buffer, so after a
+    /// crash there is nothing half-written to roll back. Temp files die with the process.
+    /// Skipping their fsyncs leaves one fsync per commit (the buffer's).
     pub fn sync(&self) -> VfsResult<()> {
-        self.file.sync_data().map_err(|_| vars::SQLITE_IOERR_FSYNC)
+        Ok(())
     }
 
     /// Current size.

@@ -1,7 +1,13 @@
-//! The main database file of a connection: pages come from the replica.
+//! The main database file of a connection: pages come from the replica; in write mode, a
+//! transaction's pages are held here until SQLite syncs or unlocks, then recorded as one
+//! commit.
 
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use bytes::Bytes;
+use parking_lot::Mutex;
 use replica::{LocalReader, ReadAhead, Session, Target, Version};
 use sqlite_plugin::flags::LockLevel;
 use sqlite_plugin::vars;
@@ -10,6 +16,21 @@ use sqlite_plugin::vfs::VfsResult;
 use crate::btree::ScanDetector;
 use crate::config::Config;
 use crate::errors;
+use crate::locks::{table_for, LockTable};
+
+/// Pages written by the transaction in progress, not recorded yet.
+#[derive(Debug)]
+struct Dirty {
+    pages: BTreeMap<u32, Vec<u8>>,
+    /// Database size in pages.
+    size: u32,
+    /// The smallest size during the transaction: pages above it not written since read as
+    /// zeros.
+    low: u32,
+    page_size: u32,
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// A connection's view of a replica.
 pub struct MainDb {
@@ -31,27 +52,38 @@ pub struct MainDb {
     ra: ReadAhead,
     scans: ScanDetector,
     page: Vec<u8>,
+    /// Write mode: the transaction's pages.
+    dirty: Option<Dirty>,
+    /// Write mode: locks shared with the other connections of this process.
+    locks: Option<Arc<Mutex<LockTable>>>,
+    id: u64,
+    /// `PRAGMA litestream_sync_mode = durable`: COMMIT returns once uploaded.
+    pub durable: bool,
 }
 
 impl MainDb {
     /// A handle over an opened replica.
     pub fn new(session: Session, config: Config) -> MainDb {
-        MainDb {
-            session: Some(session),
-            ..MainDb::without_replica(config)
-        }
+        let locks = session
+            .write_status()
+            .is_some()
+            .then(|| table_for(Arc::as_ptr(&session) as usize));
+        let mut db = MainDb::without_replica(config);
+        db.session = Some(session);
+        db.locks = locks;
+        db
     }
 
     /// A handle whose open failed: it looks empty until locked, and the connection hook
     /// reports `error`.
     pub fn failed(error: String, config: Config) -> MainDb {
-        MainDb {
-            open_error: Some(error),
-            ..MainDb::without_replica(config)
-        }
+        let mut db = MainDb::without_replica(config);
+        db.open_error = Some(error);
+        db
     }
 
     fn without_replica(config: Config) -> MainDb {
+        let durable = config.sync_interval.is_zero();
         MainDb {
             session: None,
             open_error: None,
@@ -64,7 +96,16 @@ impl MainDb {
             ra: ReadAhead::default(),
             scans: ScanDetector::default(),
             page: Vec::new(),
+            dirty: None,
+            locks: None,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            durable,
         }
+    }
+
+    /// Whether this connection may write.
+    pub fn writable(&self) -> bool {
+        self.locks.is_some()
     }
 
     fn session(&self) -> VfsResult<&Session> {
@@ -110,6 +151,9 @@ impl MainDb {
         if self.session.is_none() {
             return Ok(0);
         }
+        if let Some(d) = &self.dirty {
+            return Ok(d.size as usize * d.page_size as usize);
+        }
         Ok(self.version()?.db_size() as usize)
     }
 
@@ -121,8 +165,8 @@ impl MainDb {
         }
         let v = self.version()?;
         let session: Arc<replica::Replica> = Arc::clone(self.session()?);
-        let page_size = v.page_size() as usize;
-        let size = v.db_size() as usize;
+        let page_size = self.dirty.as_ref().map_or(v.page_size(), |d| d.page_size) as usize;
+        let size = self.file_size()?;
         if self.page.len() != page_size {
             self.page = vec![0; page_size];
         }
@@ -131,38 +175,173 @@ impl MainDb {
             let pos = offset + done;
             let pgno = (pos / page_size + 1) as u32;
             let in_page = pos % page_size;
-            let read = match &self.local {
-                Some(local) => local.read_page(pgno, &mut self.page),
-                None => session.read_page(&v, pgno, &mut self.page, &mut self.ra),
-            };
-            read.map_err(|e| {
-                tracing::error!(pgno, txid = v.txid(), error = %e, "page read failed");
-                errors::read_code(&e)
-            })?;
-            if self.local.is_none() {
-                if let Some(next) = self.scans.observe(pgno, &self.page) {
-                    session.prefetch(&v, &next);
-                }
-            }
-            if pgno == 1 {
-                patch_header(&mut self.page, v.txid());
-            }
             let n = (page_size - in_page).min(buf.len() - done).min(size - pos);
+            if let Some(own) = self.dirty.as_ref().and_then(|d| d.pages.get(&pgno)) {
+                // The transaction's own page, exactly as SQLite wrote it.
+                buf[done..done + n].copy_from_slice(&own[in_page..in_page + n]);
+                done += n;
+                continue;
+            }
+            self.read_page(&v, &session, pgno)?;
             buf[done..done + n].copy_from_slice(&self.page[in_page..in_page + n]);
             done += n;
         }
         Ok(done)
     }
 
-    /// Takes a lock. A read transaction pins the version it starts on.
-    pub fn lock(&mut self, level: LockLevel) -> VfsResult<()> {
-        if level > LockLevel::Shared {
-            tracing::warn!(
-                "write refused: the litestream VFS serves this database read-only; write mode (LITESTREAM_WRITE_ENABLED) is not available in this version"
-            );
+    /// Reads page `pgno` of `v` into `self.page`, as SQLite must see it.
+    fn read_page(
+        &mut self,
+        v: &Version,
+        session: &Arc<replica::Replica>,
+        pgno: u32,
+    ) -> VfsResult<()> {
+        if let Some(d) = &self.dirty {
+            if pgno > d.low.min(v.commit()) {
+                // Truncated or grown by this transaction and not written since: zeros, as a
+                // file would read.
+                self.page.fill(0);
+                return Ok(());
+            }
+        }
+        let read = match &self.local {
+            Some(local) => local.read_page(pgno, &mut self.page),
+            None => session.read_page(v, pgno, &mut self.page, &mut self.ra),
+        };
+        read.map_err(|e| {
+            tracing::error!(pgno, txid = v.txid(), error = %e, "page read failed");
+            errors::read_code(&e)
+        })?;
+        if self.local.is_none() {
+            if let Some(next) = self.scans.observe(pgno, &self.page) {
+                session.prefetch(v, &next);
+            }
+        }
+        if pgno == 1 {
+            patch_header(&mut self.page, v.state_no());
+        }
+        Ok(())
+    }
+
+    /// Write mode: keeps one page of the transaction. SQLite writes whole pages of the main
+    /// database; the first write of a new database sets the page size.
+    pub fn write(&mut self, offset: usize, data: &[u8]) -> VfsResult<usize> {
+        if !self.writable() {
             return Err(vars::SQLITE_READONLY);
         }
-        if level == LockLevel::Shared && self.lock == LockLevel::Unlocked {
+        let v = self.version()?;
+        let d = self.dirty.get_or_insert_with(|| Dirty {
+            pages: BTreeMap::new(),
+            size: v.commit(),
+            low: v.commit(),
+            page_size: if v.commit() == 0 {
+                data.len() as u32
+            } else {
+                v.page_size()
+            },
+        });
+        if d.size == 0 && d.pages.is_empty() && offset == 0 {
+            d.page_size = data.len() as u32;
+        }
+        let ps = d.page_size as usize;
+        if ps == 0 || !offset.is_multiple_of(ps) || data.len() != ps {
+            tracing::error!(
+                offset,
+                len = data.len(),
+                page_size = ps,
+                "write refused: the main database is written in whole pages"
+            );
+            return Err(vars::SQLITE_IOERR_WRITE);
+        }
+        let pgno = (offset / ps + 1) as u32;
+        d.pages.insert(pgno, data.to_vec());
+        d.size = d.size.max(pgno);
+        Ok(data.len())
+    }
+
+    /// Write mode: the transaction shrinks (or grows) the database to `size` bytes.
+    pub fn truncate(&mut self, size: usize) -> VfsResult<()> {
+        if !self.writable() {
+            return Err(vars::SQLITE_READONLY);
+        }
+        let v = self.version()?;
+        let d = self.dirty.get_or_insert_with(|| Dirty {
+            pages: BTreeMap::new(),
+            size: v.commit(),
+            low: v.commit(),
+            page_size: v.page_size(),
+        });
+        let pages = (size / d.page_size.max(1) as usize) as u32;
+        d.pages.retain(|p, _| *p <= pages);
+        d.size = pages;
+        d.low = d.low.min(pages);
+        Ok(())
+    }
+
+    /// SQLite wants the file durable: record the transaction, fsynced.
+    pub fn sync(&mut self) -> VfsResult<()> {
+        self.record(true)
+    }
+
+    /// Records the transaction's pages as one commit. Page 1 gets the state number the commit
+    /// will have, which is the change counter every connection then sees.
+    fn record(&mut self, sync: bool) -> VfsResult<()> {
+        let Some(mut d) = self.dirty.take() else {
+            return Ok(());
+        };
+        let session = Arc::clone(self.session()?);
+        if let Some(p1) = d.pages.get_mut(&1) {
+            patch_header(p1, session.next_state_no());
+        }
+        let lock_page = ltx::lock_pgno(d.page_size);
+        let pages: Vec<(u32, Bytes)> = d
+            .pages
+            .into_iter()
+            .filter(|(p, _)| *p != lock_page)
+            .map(|(p, b)| (p, Bytes::from(b)))
+            .collect();
+        let mut committed = session.commit(pages, d.size, d.page_size, sync);
+        if committed.is_ok() && self.durable {
+            committed = session.sync_now().map(|_| session.current());
+        }
+        match committed {
+            Ok(v) => {
+                // The rest of this lock reads the state it just made.
+                self.txn = Some(v);
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "commit failed");
+                Err(errors::write_code(&e))
+            }
+        }
+    }
+
+    /// Takes a lock. A read transaction pins the version it starts on. Writing (RESERVED and
+    /// up) needs write mode, a writer that is not fenced and uploads that are not failing past
+    /// their bound.
+    pub fn lock(&mut self, level: LockLevel) -> VfsResult<()> {
+        if level > LockLevel::Shared {
+            let Some(session) = &self.session else {
+                return Err(vars::SQLITE_CANTOPEN);
+            };
+            if !self.writable() {
+                tracing::warn!(
+                    "write refused: this database was opened read-only; set LITESTREAM_WRITE_ENABLED=true (or the URI parameter write_enabled=true) to write"
+                );
+                return Err(vars::SQLITE_READONLY);
+            }
+            if self.lock < LockLevel::Reserved {
+                if let Err(e) = session.check_writable() {
+                    tracing::error!(error = %e, "write refused");
+                    return Err(errors::write_code(&e));
+                }
+            }
+        }
+        if let Some(t) = &self.locks {
+            t.lock().lock(self.id, self.lock, level)?;
+        }
+        if level >= LockLevel::Shared && self.lock == LockLevel::Unlocked {
             let v = match &self.pinned {
                 Some(v) => v.clone(),
                 None => self.session()?.current(),
@@ -175,14 +354,35 @@ impl MainDb {
     }
 
     /// Releases a lock. Dropping to no lock ends the read transaction, so the next one sees
-    /// whatever the poller found meanwhile.
+    /// whatever the poller found meanwhile. Leaving EXCLUSIVE records what the transaction
+    /// wrote if SQLite did not sync it (`synchronous=OFF`): a commit, without an fsync.
     pub fn unlock(&mut self, level: LockLevel) -> VfsResult<()> {
+        let mut result = Ok(());
+        if level < LockLevel::Exclusive && self.dirty.is_some() {
+            result = self.record(false);
+        }
+        if let Some(t) = &self.locks {
+            t.lock().unlock(self.id, self.lock, level);
+        }
         if level == LockLevel::Unlocked {
             self.txn = None;
             self.local = None;
         }
         self.lock = level.min(self.lock);
-        Ok(())
+        result
+    }
+
+    /// Whether some connection of this process holds RESERVED or more on this database.
+    pub fn check_reserved(&self) -> bool {
+        self.locks.as_ref().is_some_and(|t| t.lock().reserved())
+    }
+}
+
+impl Drop for MainDb {
+    fn drop(&mut self) {
+        if let Some(t) = &self.locks {
+            t.lock().unlock(self.id, self.lock, LockLevel::Unlocked);
+        }
     }
 }
 
@@ -194,14 +394,14 @@ impl MainDb {
 ///   writes a random value, which throws SQLite's cache away on every transaction.) Bytes
 ///   92..96 (version-valid-for) follow only if they matched before, so an in-header database
 ///   size is trusted exactly when it was trustworthy on the primary.
-pub fn patch_header(page1: &mut [u8], txid: u64) {
+pub fn patch_header(page1: &mut [u8], state_no: u32) {
     if page1.len() < 100 {
         return;
     }
     page1[18] = 1;
     page1[19] = 1;
     let valid = page1[24..28] == page1[92..96];
-    let counter = (txid as u32).to_be_bytes();
+    let counter = state_no.to_be_bytes();
     page1[24..28].copy_from_slice(&counter);
     if valid {
         page1[92..96].copy_from_slice(&counter);
@@ -219,7 +419,7 @@ mod tests {
         p[19] = 2;
         p[24..28].copy_from_slice(&7u32.to_be_bytes());
         p[92..96].copy_from_slice(&7u32.to_be_bytes());
-        patch_header(&mut p, 0x1_0000_0042);
+        patch_header(&mut p, 0x42);
         assert_eq!((p[18], p[19]), (1, 1));
         assert_eq!(p[24..28], 0x42u32.to_be_bytes());
         assert_eq!(p[92..96], 0x42u32.to_be_bytes());

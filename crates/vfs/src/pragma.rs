@@ -20,6 +20,10 @@ pub fn handle(db: &mut MainDb, name: &str, arg: Option<&str>) -> PragmaResult {
     if name == OPEN_ERROR {
         return Ok(db.open_error.clone());
     }
+    if name == "journal_mode" && arg.is_some_and(|v| v.trim().eq_ignore_ascii_case("wal")) {
+        // Without this SQLite would silently stay in rollback mode (we offer no shared memory).
+        return Err(fail("journal_mode=WAL is not supported by the litestream VFS: the replica is the log. Use DELETE, TRUNCATE or PERSIST (the default, DELETE, needs no change)".into()));
+    }
     if !name.starts_with("litestream_") {
         return Err(PragmaErr::NotFound);
     }
@@ -38,7 +42,12 @@ pub fn handle(db: &mut MainDb, name: &str, arg: Option<&str>) -> PragmaResult {
             time(db).map(Some)
         }
         ("litestream_lag", None) => {
-            let lag = db.session.as_ref().and_then(|s| s.lag());
+            // A writer lags by the age of its oldest commit not uploaded yet; a reader by the
+            // time since its last successful poll.
+            let lag = match db.session.as_ref().and_then(|s| s.write_status()) {
+                Some(w) => Some(w.oldest_pending.unwrap_or_default()),
+                None => db.session.as_ref().and_then(|s| s.lag()),
+            };
             Ok(Some(lag.map_or(-1, |d| d.as_secs() as i64).to_string()))
         }
         ("litestream_stats", None) => stats(db).map(Some),
@@ -47,11 +56,34 @@ pub fn handle(db: &mut MainDb, name: &str, arg: Option<&str>) -> PragmaResult {
         }
         ("litestream_poll_interval", None) => Ok(Some(format!("{:?}", db.config.poll_interval))),
         ("litestream_cache_size", None) => Ok(Some(db.config.cache_size.to_string())),
-        ("litestream_write_enabled", None) => Ok(Some("0".into())),
+        ("litestream_write_enabled", None) => Ok(Some(u8::from(db.writable()).to_string())),
         ("litestream_write_enabled", Some(v)) => match crate::config::parse_bool(v) {
-            Ok(false) => Ok(Some("0".into())),
-            _ => Err(fail("write mode is not available in this version of the litestream VFS; the database is read-only".into())),
+            Ok(on) if on == db.writable() => Ok(Some(u8::from(on).to_string())),
+            Ok(_) => Err(fail("write mode is chosen when the database is opened: set LITESTREAM_WRITE_ENABLED=true (or the URI parameter write_enabled=true) and reopen".into())),
+            Err(e) => Err(fail(format!("litestream_write_enabled: {e}"))),
         },
+        ("litestream_sync", None) => {
+            let session = db
+                .session
+                .as_ref()
+                .filter(|_| db.writable())
+                .ok_or_else(|| fail("litestream_sync needs write mode (LITESTREAM_WRITE_ENABLED=true)".into()))?;
+            session
+                .sync_now()
+                .map(|txid| Some(format!("{txid:016x}")))
+                .map_err(|e| PragmaErr::Fail(errors::pragma_code(&e), Some(e.to_string())))
+        }
+        ("litestream_sync_mode", None) => {
+            Ok(Some(if db.durable { "durable" } else { "interval" }.into()))
+        }
+        ("litestream_sync_mode", Some(v)) => {
+            db.durable = match v.trim().to_ascii_lowercase().as_str() {
+                "durable" => true,
+                "interval" => false,
+                _ => return Err(fail(format!("litestream_sync_mode: {v:?}: expected durable (COMMIT returns once uploaded) or interval (uploads every LITESTREAM_SYNC_INTERVAL)"))),
+            };
+            Ok(Some(v.trim().to_ascii_lowercase()))
+        }
         ("litestream_hydration_progress", None) => {
             let status = db.session.as_ref().and_then(|s| s.hydration_status());
             Ok(Some(status.map_or("0".into(), |h| format!("{:.1}", h.progress))))
@@ -61,12 +93,12 @@ pub fn handle(db: &mut MainDb, name: &str, arg: Option<&str>) -> PragmaResult {
             Ok(Some(status.map_or(String::new(), |h| h.path.display().to_string())))
         }
         (
-            "litestream_lag" | "litestream_stats" | "litestream_replica_url" | "litestream_poll_interval"
+            "litestream_lag" | "litestream_stats" | "litestream_sync" | "litestream_replica_url" | "litestream_poll_interval"
             | "litestream_cache_size" | "litestream_hydration_progress" | "litestream_hydration_file",
             Some(_),
         ) => Err(fail(format!("{name} is read-only"))),
         _ => Err(fail(format!(
-            "unknown pragma {name}; the litestream VFS knows litestream_txid, litestream_time, litestream_lag, litestream_stats, litestream_replica_url, litestream_poll_interval, litestream_cache_size, litestream_write_enabled, litestream_hydration_progress, litestream_hydration_file"
+            "unknown pragma {name}; the litestream VFS knows litestream_txid, litestream_time, litestream_lag, litestream_stats, litestream_replica_url, litestream_poll_interval, litestream_cache_size, litestream_write_enabled, litestream_sync, litestream_sync_mode, litestream_hydration_progress, litestream_hydration_file"
         ))),
     }
 }
@@ -115,6 +147,23 @@ fn stats(db: &MainDb) -> Result<String, PragmaErr> {
         v.page_size(),
         v.commit()
     ));
+    if let Some(w) = s.write_status() {
+        out.pop();
+        let quote = |v: Option<&str>| {
+            v.map_or("null".to_string(), |t| {
+                format!("\"{}\"", t.replace('"', "'"))
+            })
+        };
+        out.push_str(&format!(
+            ",\"write_pending_commits\":{},\"write_oldest_pending_ms\":{},\"write_upload_errors\":{},\"write_last_error\":{},\"write_fenced\":{},\"write_buffer\":{}}}",
+            w.pending_commits,
+            w.oldest_pending.map_or(0, |d| d.as_millis()),
+            w.upload_errors,
+            quote(w.last_error.as_deref()),
+            quote(w.fenced.as_deref()),
+            quote(Some(&w.buffer_path.display().to_string())),
+        ));
+    }
     if let Some(h) = s.hydration_status() {
         out.pop();
         let state = match &h.state {

@@ -4,7 +4,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use std::path::PathBuf;
 
-use replica::{HydrationOptions, ReplicaOptions};
+use replica::{HydrationOptions, ReplicaOptions, WriteOptions};
 use sqlite_plugin::flags::{AccessFlags, LockLevel, OpenKind, OpenOpts};
 use sqlite_plugin::vars;
 use sqlite_plugin::vfs::{Pragma, PragmaErr, Vfs, VfsHandle, VfsResult};
@@ -25,7 +25,7 @@ pub enum Handle {
 
 impl VfsHandle for Handle {
     fn readonly(&self) -> bool {
-        matches!(self, Handle::Main(_))
+        matches!(self, Handle::Main(db) if !db.writable())
     }
 
     fn in_memory(&self) -> bool {
@@ -73,15 +73,21 @@ impl LitestreamVfs {
                 return Handle::Main(Box::new(MainDb::failed(msg, fallback_config())));
             }
         };
-        if config.write_enabled {
-            tracing::warn!(db = path, "write mode was requested, but this version of the litestream VFS is read-only; opening read-only");
-        }
+        let write = config.write_enabled.then(|| WriteOptions {
+            buffer_path: config.buffer_file(path, &replica::location::process_env),
+            sync_interval: config.sync_interval,
+        });
         // A path alone starts hydration (with the Go VFS it silently did nothing); `enabled`
         // without a path hydrates to a temporary file.
-        let hydration = (config.hydration_enabled || config.hydration_path.is_some()).then(|| {
-            HydrationOptions {
-                path: config.hydration_path.clone().map(PathBuf::from),
-            }
+        let hydrate = config.hydration_enabled || config.hydration_path.is_some();
+        if hydrate && write.is_some() {
+            tracing::warn!(
+                db = path,
+                "hydration is not used in write mode: the writer reads through its own cache"
+            );
+        }
+        let hydration = (hydrate && write.is_none()).then(|| HydrationOptions {
+            path: config.hydration_path.clone().map(PathBuf::from),
         });
         let opts = ReplicaOptions {
             url: config.replica_url.clone(),
@@ -89,6 +95,7 @@ impl LitestreamVfs {
             cache_size: config.cache_size,
             hydration,
             verify: config.verify,
+            write,
         };
         match replica::open(&opts) {
             Ok(session) => Handle::Main(Box::new(MainDb::new(session, config))),
@@ -147,14 +154,14 @@ impl Vfs for LitestreamVfs {
 
     fn truncate(&self, handle: &mut Handle, size: usize) -> VfsResult<()> {
         guarded("truncate", || match handle {
-            Handle::Main(_) => Err(vars::SQLITE_READONLY),
+            Handle::Main(db) => db.truncate(size),
             Handle::Local(f) => f.truncate(size),
         })
     }
 
     fn write(&self, handle: &mut Handle, offset: usize, data: &[u8]) -> VfsResult<usize> {
         guarded("write", || match handle {
-            Handle::Main(_) => Err(vars::SQLITE_READONLY),
+            Handle::Main(db) => db.write(offset, data),
             Handle::Local(f) => f.write(offset, data),
         })
     }
@@ -180,13 +187,16 @@ impl Vfs for LitestreamVfs {
         })
     }
 
-    fn check_reserved_lock(&self, _handle: &mut Handle) -> VfsResult<bool> {
-        Ok(false)
+    fn check_reserved_lock(&self, handle: &mut Handle) -> VfsResult<bool> {
+        guarded("check_reserved_lock", || match handle {
+            Handle::Main(db) => Ok(db.check_reserved()),
+            Handle::Local(_) => Ok(false),
+        })
     }
 
     fn sync(&self, handle: &mut Handle) -> VfsResult<()> {
         guarded("sync", || match handle {
-            Handle::Main(_) => Ok(()),
+            Handle::Main(db) => db.sync(),
             Handle::Local(f) => f.sync(),
         })
     }
