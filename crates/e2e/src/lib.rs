@@ -72,6 +72,21 @@ pub fn open_vfs(name: &str, replica_url: &str, extra: &str) -> rusqlite::Result<
     )
 }
 
+/// Opens `name` through the litestream VFS in write mode (creating it if the replica is empty).
+pub fn open_vfs_rw(name: &str, replica_url: &str, extra: &str) -> rusqlite::Result<Connection> {
+    load_extension().expect("extension loads");
+    let uri = format!(
+        "file:{name}?vfs=litestream&write_enabled=true&replica_url={}{extra}",
+        uri_encode(replica_url)
+    );
+    Connection::open_with_flags(
+        uri,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_URI,
+    )
+}
+
 /// Every row of a query, each column rendered as text, for whole-table comparisons.
 pub fn dump(conn: &Connection, sql: &str) -> rusqlite::Result<Vec<Vec<String>>> {
     let mut stmt = conn.prepare(sql)?;

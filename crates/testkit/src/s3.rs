@@ -57,6 +57,13 @@ pub struct RequestStats {
     pub list: u64,
     /// Object PUTs, including multipart `UploadPart` and server-side copies.
     pub put: u64,
+    /// Object PUTs that succeeded (2xx). With no deletions, more of these than objects in the
+    /// bucket would mean an object was overwritten.
+    #[serde(default)]
+    pub put_ok: u64,
+    /// Conditional PUTs refused because the object exists (412).
+    #[serde(default)]
+    pub put_precondition_failed: u64,
     /// Object deletions: `DELETE` on an object and batch `POST ?delete` (DeleteObjects).
     pub delete: u64,
     /// Everything else (bucket creation, multipart create/complete, ListBuckets, ...).
@@ -102,8 +109,13 @@ struct State {
     head: AtomicU64,
     list: AtomicU64,
     put: AtomicU64,
+    put_ok: AtomicU64,
+    put_precondition_failed: AtomicU64,
     delete: AtomicU64,
     other: AtomicU64,
+    /// Conditional creates run one at a time: s3s-fs checks existence, then writes, which two
+    /// concurrent requests could both pass. Real S3 decides `If-None-Match: *` atomically.
+    create_lock: tokio::sync::Mutex<()>,
     bytes_out: AtomicU64,
     bytes_in: AtomicU64,
     latency_us: AtomicU64,
@@ -131,6 +143,8 @@ impl State {
             head: r(&self.head),
             list: r(&self.list),
             put: r(&self.put),
+            put_ok: r(&self.put_ok),
+            put_precondition_failed: r(&self.put_precondition_failed),
             delete: r(&self.delete),
             other: r(&self.other),
             bytes_out: r(&self.bytes_out),
@@ -146,6 +160,8 @@ impl State {
             &self.head,
             &self.list,
             &self.put,
+            &self.put_ok,
+            &self.put_precondition_failed,
             &self.delete,
             &self.other,
             &self.bytes_out,
@@ -350,7 +366,25 @@ async fn handle(
             s3s::Body::http_body_unsync(CountingBody::new(body, state, Direction::In))
         })
     };
-    let resp = service.call(counted_in).await?;
+    let conditional = kind == Kind::Put
+        && counted_in
+            .headers()
+            .contains_key(hyper::header::IF_NONE_MATCH);
+    let resp = if conditional {
+        let _one = state.create_lock.lock().await;
+        service.call(counted_in).await?
+    } else {
+        service.call(counted_in).await?
+    };
+    if kind == Kind::Put {
+        if resp.status().is_success() {
+            state.put_ok.fetch_add(1, Ordering::Relaxed);
+        } else if resp.status() == StatusCode::PRECONDITION_FAILED {
+            state
+                .put_precondition_failed
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
 
     let latency = state.latency_us.load(Ordering::Relaxed);
     if latency > 0 {

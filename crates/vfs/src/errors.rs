@@ -21,8 +21,9 @@ pub fn read_code(e: &replica::Error) -> SqliteErr {
 pub fn write_code(e: &replica::Error) -> SqliteErr {
     use replica::Error as E;
     match e {
-        // Another writer won: this one stops, and SQLite users know BUSY means "not you, now".
-        E::Conflict(_) => vars::SQLITE_BUSY,
+        // Another writer won the replica: this connection can only read from now on. Not
+        // BUSY, which busy handlers would retry for their whole timeout on every statement.
+        E::Conflict(_) => vars::SQLITE_READONLY,
         E::Buffer { .. } => vars::SQLITE_IOERR_FSYNC,
         E::Config(_) => vars::SQLITE_READONLY,
         _ => vars::SQLITE_IOERR_WRITE,

@@ -126,6 +126,44 @@ impl LocalFile {
     }
 }
 
+/// The rollback journal of a main database, kept in memory: it only serves a rollback within
+/// the process (the transaction's pages are themselves in memory until recorded whole in the
+/// write buffer, so after a crash there is nothing to roll back), and keeping it off disk means
+/// two replicas opened under one database name can never share a journal file.
+#[derive(Debug, Default)]
+pub struct MemFile {
+    data: Vec<u8>,
+}
+
+impl MemFile {
+    /// Reads at `offset`; returns the bytes read (short at the end).
+    pub fn read(&self, offset: usize, buf: &mut [u8]) -> usize {
+        let avail = self.data.len().saturating_sub(offset);
+        let n = avail.min(buf.len());
+        buf[..n].copy_from_slice(&self.data[offset..offset + n]);
+        n
+    }
+
+    /// Writes all of `data` at `offset`, growing the file.
+    pub fn write(&mut self, offset: usize, data: &[u8]) -> usize {
+        if self.data.len() < offset + data.len() {
+            self.data.resize(offset + data.len(), 0);
+        }
+        self.data[offset..offset + data.len()].copy_from_slice(data);
+        data.len()
+    }
+
+    /// Truncates (or extends with zeros) to `size` bytes.
+    pub fn truncate(&mut self, size: usize) {
+        self.data.resize(size, 0);
+    }
+
+    /// Current size.
+    pub fn size(&self) -> usize {
+        self.data.len()
+    }
+}
+
 impl Drop for LocalFile {
     fn drop(&mut self) {
         if self.delete_on_close {
@@ -137,6 +175,18 @@ impl Drop for LocalFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mem_file_reads_what_was_written() {
+        let mut f = MemFile::default();
+        assert_eq!(f.write(4, b"abc"), 3);
+        let mut buf = [9u8; 10];
+        assert_eq!(f.read(0, &mut buf), 7);
+        assert_eq!(&buf[..7], b"\0\0\0\0abc");
+        assert_eq!(f.read(10, &mut buf), 0);
+        f.truncate(5);
+        assert_eq!(f.size(), 5);
+    }
 
     #[test]
     fn names_cannot_escape_the_directory() {

@@ -10,7 +10,7 @@ use sqlite_plugin::vars;
 use sqlite_plugin::vfs::{Pragma, PragmaErr, Vfs, VfsHandle, VfsResult};
 
 use crate::config::Config;
-use crate::local_file::{local_path, LocalFile};
+use crate::local_file::{local_path, LocalFile, MemFile};
 use crate::main_db::MainDb;
 use crate::pragma;
 use crate::sqlite_api::{printf_literal, Api};
@@ -19,8 +19,10 @@ use crate::sqlite_api::{printf_literal, Api};
 pub enum Handle {
     /// The main database, read from the replica.
     Main(Box<MainDb>),
-    /// Journals, temp databases, sort spills.
+    /// Temp databases, sort spills, statement and super-journals.
     Local(LocalFile),
+    /// The main database's rollback journal.
+    Mem(MemFile),
 }
 
 impl VfsHandle for Handle {
@@ -120,6 +122,7 @@ impl Vfs for LitestreamVfs {
             (OpenKind::MainDb, Some(p)) => Ok(self.open_main(p)),
             // The primary's WAL is not ours to read, and we run SQLite in rollback mode.
             (OpenKind::Wal, _) => Err(vars::SQLITE_CANTOPEN),
+            (OpenKind::MainJournal, _) => Ok(Handle::Mem(MemFile::default())),
             (_, p) => {
                 let create = !opts.mode().is_readonly();
                 Ok(Handle::Local(LocalFile::open(
@@ -134,6 +137,10 @@ impl Vfs for LitestreamVfs {
     fn delete(&self, path: &str) -> VfsResult<()> {
         guarded("delete", || match std::fs::remove_file(local_path(path)?) {
             Ok(()) => Ok(()),
+            // Main journals live in memory (`Handle::Mem`) and are gone with their handle.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && path.ends_with("-journal") => {
+                Ok(())
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 Err(vars::SQLITE_IOERR_DELETE_NOENT)
             }
@@ -149,6 +156,7 @@ impl Vfs for LitestreamVfs {
         guarded("file_size", || match handle {
             Handle::Main(db) => db.file_size(),
             Handle::Local(f) => f.size(),
+            Handle::Mem(f) => Ok(f.size()),
         })
     }
 
@@ -156,6 +164,10 @@ impl Vfs for LitestreamVfs {
         guarded("truncate", || match handle {
             Handle::Main(db) => db.truncate(size),
             Handle::Local(f) => f.truncate(size),
+            Handle::Mem(f) => {
+                f.truncate(size);
+                Ok(())
+            }
         })
     }
 
@@ -163,6 +175,7 @@ impl Vfs for LitestreamVfs {
         guarded("write", || match handle {
             Handle::Main(db) => db.write(offset, data),
             Handle::Local(f) => f.write(offset, data),
+            Handle::Mem(f) => Ok(f.write(offset, data)),
         })
     }
 
@@ -170,27 +183,28 @@ impl Vfs for LitestreamVfs {
         guarded("read", || match handle {
             Handle::Main(db) => db.read(offset, data),
             Handle::Local(f) => f.read(offset, data),
+            Handle::Mem(f) => Ok(f.read(offset, data)),
         })
     }
 
     fn lock(&self, handle: &mut Handle, level: LockLevel) -> VfsResult<()> {
         guarded("lock", || match handle {
             Handle::Main(db) => db.lock(level),
-            Handle::Local(_) => Ok(()),
+            Handle::Local(_) | Handle::Mem(_) => Ok(()),
         })
     }
 
     fn unlock(&self, handle: &mut Handle, level: LockLevel) -> VfsResult<()> {
         guarded("unlock", || match handle {
             Handle::Main(db) => db.unlock(level),
-            Handle::Local(_) => Ok(()),
+            Handle::Local(_) | Handle::Mem(_) => Ok(()),
         })
     }
 
     fn check_reserved_lock(&self, handle: &mut Handle) -> VfsResult<bool> {
         guarded("check_reserved_lock", || match handle {
             Handle::Main(db) => Ok(db.check_reserved()),
-            Handle::Local(_) => Ok(false),
+            Handle::Local(_) | Handle::Mem(_) => Ok(false),
         })
     }
 
@@ -198,6 +212,7 @@ impl Vfs for LitestreamVfs {
         guarded("sync", || match handle {
             Handle::Main(db) => db.sync(),
             Handle::Local(f) => f.sync(),
+            Handle::Mem(_) => Ok(()),
         })
     }
 
@@ -211,7 +226,7 @@ impl Vfs for LitestreamVfs {
     fn pragma(&self, handle: &mut Handle, p: Pragma<'_>) -> Result<Option<String>, PragmaErr> {
         catch_unwind(AssertUnwindSafe(|| match handle {
             Handle::Main(db) => pragma::handle(db, p.name, p.arg),
-            Handle::Local(_) => Err(PragmaErr::NotFound),
+            Handle::Local(_) | Handle::Mem(_) => Err(PragmaErr::NotFound),
         }))
         // sqlite-plugin passes both texts to sqlite3_mprintf as the format.
         .map(|r| match r {
