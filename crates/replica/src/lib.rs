@@ -2,8 +2,10 @@
 //!
 //! Layers, bottom up: [`location`] (URL → store), [`layout`] (keys), [`plan`] (restore plans),
 //! [`meta`] (per-file header + page index), [`version`] (where every page lives at one TXID),
-//! [`replica`] (catalog, shared page cache, poller). Nothing here knows SQLite.
+//! [`replica`] (catalog, shared page cache, poller). For the writer, [`compact`] (compaction,
+//! snapshots, retention). Nothing here knows SQLite.
 
+pub mod compact;
 pub mod error;
 pub mod hydrate;
 pub mod layout;
@@ -17,6 +19,7 @@ pub mod stats;
 pub mod target;
 pub mod version;
 
+pub use compact::{CompactionOptions, CompactionReport, Compactor};
 pub use error::{Error, Result};
 pub use hydrate::{HydrationOptions, HydrationState, HydrationStatus, LocalReader};
 pub use replica::{
