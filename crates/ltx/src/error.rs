@@ -147,6 +147,88 @@ pub enum Error {
         /// The database checksum computed from the pages.
         actual: u64,
     },
+
+    /// [`compact`](crate::compact) was given no input.
+    #[error("at least one input file required")]
+    CompactNoInputs,
+
+    /// One input of [`compact`](crate::compact) is malformed or fails verification.
+    #[error("input {input}: {source}")]
+    CompactInput {
+        /// Position of the input in the slice given to `compact`.
+        input: usize,
+        /// What is wrong with it.
+        #[source]
+        source: Box<Error>,
+    },
+
+    /// Inputs of one compaction have different page sizes.
+    #[error(
+        "input files have mismatched page sizes: input {input} has {got}, the first has {expected}"
+    )]
+    CompactPageSize {
+        /// Position of the first input whose page size differs.
+        input: usize,
+        /// Page size of the first input.
+        expected: u32,
+        /// Page size of input `input`.
+        got: u32,
+    },
+
+    /// An input does not continue the one before it: it starts after the previous one's
+    /// `max + 1` (a gap), or does not go past its end.
+    #[error(
+        "non-contiguous transaction ids in input files: input {input} ({min:016x},{max:016x}) does not continue ({prev_min:016x},{prev_max:016x})"
+    )]
+    NonContiguous {
+        /// Position of the input that does not continue its predecessor.
+        input: usize,
+        /// TXID range of the previous input.
+        prev_min: u64,
+        /// TXID range of the previous input.
+        prev_max: u64,
+        /// TXID range of input `input`.
+        min: u64,
+        /// TXID range of input `input`.
+        max: u64,
+    },
+
+    /// The output tracks database checksums but an input does not, so its pre- or post-apply
+    /// checksum is unknown.
+    #[error(
+        "input {input} does not track database checksums; compact with HEADER_FLAG_NO_CHECKSUM"
+    )]
+    CompactChecksumUntracked {
+        /// Position of the input.
+        input: usize,
+    },
+
+    /// A compaction starting at TXID 1 (a snapshot) would lack a page below its commit size:
+    /// no input holds it.
+    #[error("compacted snapshot lacks page {pgno} of {commit}: no input holds it")]
+    CompactMissingPage {
+        /// The first missing page.
+        pgno: u32,
+        /// Database size of the output, in pages.
+        commit: u32,
+    },
+
+    /// The newest input holding a page is followed by an input that truncates the database
+    /// below that page, and no later input writes it again although the database grows back
+    /// over it: applying the inputs in order leaves a hole a single file cannot express.
+    #[error(
+        "page {pgno} of input {input} is truncated by a later input (database of {truncated_to} pages) and not written again when the database regrows to {commit} pages"
+    )]
+    CompactTruncatedPage {
+        /// The page.
+        pgno: u32,
+        /// Position of the newest input holding it.
+        input: usize,
+        /// Smallest database size among the inputs after `input`.
+        truncated_to: u32,
+        /// Database size of the output.
+        commit: u32,
+    },
 }
 
 /// Result type used throughout the crate.

@@ -52,6 +52,20 @@ pub fn verify_file(bytes: &[u8]) -> Result<FileSummary> {
 /// `visit` sees pages **before** the file checksum has been checked (it covers the whole
 /// file), so a caller must discard what it collected if this returns an error.
 ///
+/// What is verified is listed on [`PageReader`], which this drives to the end.
+pub fn decode_file_with<F: FnMut(u32, &[u8])>(bytes: &[u8], mut visit: F) -> Result<FileSummary> {
+    let mut reader = PageReader::new(bytes)?;
+    let mut page = vec![0u8; reader.header().page_size as usize];
+    while let Some(pgno) = reader.next_page(&mut page)? {
+        visit(pgno, &page);
+    }
+    reader.finish()
+}
+
+/// Reads a whole file held in memory one page at a time, verifying as it goes: memory stays
+/// at one page however large the file, which is what lets [`compact`](crate::compact) merge
+/// many files without decoding them up front.
+///
 /// Verified: the header; every frame decodes to exactly `page_size` bytes; page numbers are
 /// ascending, ≤ commit and never the lock page; a snapshot holds pages 1..=commit (minus the
 /// lock page) in sequence; the frames end with the zero page header exactly where IndexLen puts
@@ -59,104 +73,180 @@ pub fn verify_file(bytes: &[u8]) -> Result<FileSummary> {
 /// checksum; the trailer rules; and for checksum-tracking snapshots that the post-apply
 /// checksum equals the checksum of the pages. Nothing may follow the trailer: the trailer and
 /// IndexLen are read from the end, so extra bytes would break the layout or the checksum.
-pub fn decode_file_with<F: FnMut(u32, &[u8])>(bytes: &[u8], mut visit: F) -> Result<FileSummary> {
-    let header = Header::decode(bytes)?;
-    let file_size = bytes.len() as u64;
-    let index = match decode_page_index(file_size, bytes)? {
-        PageIndexDecode::Complete(index) => index,
-        // The tail is the whole file, so it always reaches the index.
-        PageIndexDecode::NeedTail(n) => {
-            return Err(Error::InvalidIndex(format!(
-                "index needs {n} bytes but the file has {file_size}"
-            )))
-        }
-    };
-    let location = page_index_location(file_size, bytes)?;
-    // Both are ≤ file_size, which fits in usize because `bytes` exists.
-    let block_end = location.page_block_end() as usize;
-    // Everything but the trailer's final 8 bytes (the file checksum itself) is hashed.
-    let checksum_end = bytes.len() - 8;
+///
+/// The checks that need the whole file (checksum, trailer, completeness) happen in
+/// [`PageReader::finish`]; pages handed out before it are unverified by the file checksum.
+pub struct PageReader<'a> {
+    bytes: &'a [u8],
+    header: Header,
+    index: Vec<PageIndexEntry>,
+    block_end: usize,
+    pos: usize,
+    frames: usize,
+    prev: u32,
+    hasher: FileHasher,
+    track_db: bool,
+    db: DatabaseChecksum,
+}
 
-    let mut hasher = FileHasher::new();
-    hasher.update(&bytes[..HEADER_SIZE]);
-    let track_db = header.is_snapshot() && !header.no_checksum();
-    let mut db = DatabaseChecksum::new();
-    let mut page = vec![0u8; header.page_size as usize];
-    let mut pos = HEADER_SIZE;
-    let mut prev = 0u32;
-    let mut frames = 0usize;
-    while pos < block_end {
-        let rest = &bytes[pos..block_end];
+// Not derived: that would print the whole file.
+impl std::fmt::Debug for PageReader<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PageReader")
+            .field("header", &self.header)
+            .field("len", &self.bytes.len())
+            .field("pos", &self.pos)
+            .field("frames", &self.frames)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> PageReader<'a> {
+    /// Validates the header and decodes the page index; no page is decoded yet.
+    pub fn new(bytes: &'a [u8]) -> Result<PageReader<'a>> {
+        let header = Header::decode(bytes)?;
+        let file_size = bytes.len() as u64;
+        let index = match decode_page_index(file_size, bytes)? {
+            PageIndexDecode::Complete(index) => index,
+            // The tail is the whole file, so it always reaches the index.
+            PageIndexDecode::NeedTail(n) => {
+                return Err(Error::InvalidIndex(format!(
+                    "index needs {n} bytes but the file has {file_size}"
+                )))
+            }
+        };
+        let location = page_index_location(file_size, bytes)?;
+        let mut hasher = FileHasher::new();
+        hasher.update(&bytes[..HEADER_SIZE]);
+        let track_db = header.is_snapshot() && !header.no_checksum();
+        Ok(PageReader {
+            bytes,
+            // ≤ file_size, which fits in usize because `bytes` exists.
+            block_end: location.page_block_end() as usize,
+            header,
+            index,
+            pos: HEADER_SIZE,
+            frames: 0,
+            prev: 0,
+            hasher,
+            track_db,
+            db: DatabaseChecksum::new(),
+        })
+    }
+
+    /// The validated header.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The page number the next [`PageReader::next_page`] will return, as the index says
+    /// (`next_page` checks the frame against it). `None` once the index is exhausted.
+    pub fn peek_pgno(&self) -> Option<u32> {
+        self.index.get(self.frames).map(|e| e.pgno)
+    }
+
+    /// Decodes the next page into `page` (exactly `page_size` bytes) and returns its number,
+    /// or `None` after the last page.
+    pub fn next_page(&mut self, page: &mut [u8]) -> Result<Option<u32>> {
+        let pos = self.pos;
+        if pos >= self.block_end {
+            return Ok(None);
+        }
+        let rest = &self.bytes[pos..self.block_end];
         if rest.len() >= PAGE_HEADER_SIZE && rest[..PAGE_HEADER_SIZE] == [0; PAGE_HEADER_SIZE] {
             return Err(Error::InvalidIndex(format!(
-                "page block ends at offset {pos} but the index places its end at {block_end}"
+                "page block ends at offset {pos} but the index places its end at {}",
+                self.block_end
             )));
         }
-        let frame = decode_frame_at(rest, header.page_size, &mut page)?;
+        let frame = decode_frame_at(rest, self.header.page_size, page)?;
         let seen = PageIndexEntry {
             pgno: frame.pgno,
             offset: pos as u64,
             size: frame.len as u32,
         };
-        match index.get(frames) {
+        match self.index.get(self.frames) {
             Some(entry) if *entry == seen => {}
             Some(entry) => {
                 return Err(Error::InvalidIndex(format!(
-                    "entry {frames} is {entry:?} but the frame there is {seen:?}"
+                    "entry {} is {entry:?} but the frame there is {seen:?}",
+                    self.frames
                 )))
             }
             None => {
                 return Err(Error::InvalidIndex(format!(
                     "index has {} entries but the page block holds more frames",
-                    index.len()
+                    self.index.len()
                 )))
             }
         }
-        header.check_next_page(prev, frame.pgno)?;
-        hasher.update(&bytes[pos..pos + frame.hashed_prefix]);
-        hasher.update(&page);
-        if track_db {
-            db.xor_page(checksum_page(frame.pgno, &page));
+        self.header.check_next_page(self.prev, frame.pgno)?;
+        self.hasher
+            .update(&self.bytes[pos..pos + frame.hashed_prefix]);
+        self.hasher.update(page);
+        if self.track_db {
+            self.db.xor_page(checksum_page(frame.pgno, page));
         }
-        visit(frame.pgno, &page);
-        prev = frame.pgno;
-        pos += frame.len;
-        frames += 1;
+        self.prev = frame.pgno;
+        self.pos += frame.len;
+        self.frames += 1;
+        Ok(Some(frame.pgno))
     }
-    // The index check guarantees contiguity, so reaching here means pos == block_end.
-    if frames != index.len() {
-        return Err(Error::InvalidIndex(format!(
-            "index has {} entries but the page block holds {frames} frames",
-            index.len()
-        )));
-    }
-    if bytes[block_end..block_end + PAGE_HEADER_SIZE] != [0; PAGE_HEADER_SIZE] {
-        return Err(Error::InvalidIndex(format!(
-            "no zero page header at offset {block_end}"
-        )));
-    }
-    header.check_complete(prev)?;
 
-    // Zero page header, index, IndexLen and the post-apply checksum are contiguous.
-    hasher.update(&bytes[block_end..checksum_end]);
-    let trailer = Trailer::decode(&bytes[bytes.len() - TRAILER_SIZE..])?;
-    let actual = hasher.finish();
-    if actual != trailer.file_checksum {
-        return Err(Error::ChecksumMismatch {
-            expected: trailer.file_checksum,
-            actual,
-        });
+    /// Reads whatever pages are left (the checksum covers them), then checks the end of the
+    /// file: zero page header, index, snapshot completeness, file checksum and trailer.
+    pub fn finish(mut self) -> Result<FileSummary> {
+        let mut page = vec![0u8; self.header.page_size as usize];
+        while self.next_page(&mut page)?.is_some() {}
+        let PageReader {
+            bytes,
+            header,
+            index,
+            block_end,
+            frames,
+            prev,
+            mut hasher,
+            track_db,
+            db,
+            ..
+        } = self;
+        // The index check guarantees contiguity, so reaching here means pos == block_end.
+        if frames != index.len() {
+            return Err(Error::InvalidIndex(format!(
+                "index has {} entries but the page block holds {frames} frames",
+                index.len()
+            )));
+        }
+        if bytes[block_end..block_end + PAGE_HEADER_SIZE] != [0; PAGE_HEADER_SIZE] {
+            return Err(Error::InvalidIndex(format!(
+                "no zero page header at offset {block_end}"
+            )));
+        }
+        header.check_complete(prev)?;
+
+        // Everything but the trailer's final 8 bytes (the file checksum itself) is hashed;
+        // zero page header, index, IndexLen and the post-apply checksum are contiguous.
+        let checksum_end = bytes.len() - 8;
+        hasher.update(&bytes[block_end..checksum_end]);
+        let trailer = Trailer::decode(&bytes[bytes.len() - TRAILER_SIZE..])?;
+        let actual = hasher.finish();
+        if actual != trailer.file_checksum {
+            return Err(Error::ChecksumMismatch {
+                expected: trailer.file_checksum,
+                actual,
+            });
+        }
+        trailer.validate(&header)?;
+        if track_db && trailer.post_apply_checksum != db.value() {
+            return Err(Error::PostApplyChecksumMismatch {
+                expected: trailer.post_apply_checksum,
+                actual: db.value(),
+            });
+        }
+        Ok(FileSummary {
+            header,
+            index,
+            trailer,
+        })
     }
-    trailer.validate(&header)?;
-    if track_db && trailer.post_apply_checksum != db.value() {
-        return Err(Error::PostApplyChecksumMismatch {
-            expected: trailer.post_apply_checksum,
-            actual: db.value(),
-        });
-    }
-    Ok(FileSummary {
-        header,
-        index,
-        trailer,
-    })
 }

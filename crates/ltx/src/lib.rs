@@ -8,11 +8,13 @@
 //! * random access (a VFS): [`page_index_location`] / [`decode_page_index`] on the file's tail,
 //!   then [`decode_page_frame`] on one frame's bytes;
 //! * whole files: [`decode_file`], [`verify_file`], [`decode_file_with`];
-//! * writing: [`Encoder`].
+//! * page by page: [`PageReader`] (verifies as it goes, one page of memory);
+//! * writing: [`Encoder`]; merging consecutive files into one: [`compact`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod checksum;
+mod compact;
 mod encoder;
 mod error;
 mod file;
@@ -22,9 +24,10 @@ mod header;
 mod index;
 
 pub use checksum::{checksum_page, crc64, DatabaseChecksum, FileHasher, CHECKSUM_FLAG};
+pub use compact::{compact, Compacted};
 pub use encoder::Encoder;
 pub use error::{Error, Result};
-pub use file::{decode_file, decode_file_with, verify_file, DecodedFile, FileSummary};
+pub use file::{decode_file, decode_file_with, verify_file, DecodedFile, FileSummary, PageReader};
 pub use filename::{format_filename, parse_filename};
 pub use frame::{decode_page_frame, max_compressed_size, SIZE_PREFIX_SIZE};
 pub use header::{

@@ -2,9 +2,11 @@
 //!
 //! Layers, bottom up: [`location`] (URL → store), [`layout`] (keys), [`plan`] (restore plans),
 //! [`meta`] (per-file header + page index), [`version`] (where every page lives at one TXID),
-//! [`replica`] (catalog, shared page cache, poller). Nothing here knows SQLite.
+//! [`replica`] (catalog, shared page cache, poller). For the writer, [`writer`] (write buffer,
+//! uploads, fencing) and [`compact`] (compaction, snapshots, retention). Nothing here knows SQLite.
 
 mod buffer;
+pub mod compact;
 pub mod error;
 pub mod hydrate;
 pub mod layout;
@@ -19,6 +21,7 @@ pub mod target;
 pub mod version;
 pub mod writer;
 
+pub use compact::{CompactionOptions, CompactionReport, Compactor};
 pub use error::{Error, Result};
 pub use hydrate::{HydrationOptions, HydrationState, HydrationStatus, LocalReader};
 pub use replica::{

@@ -927,13 +927,16 @@ impl Replica {
     }
 }
 
-struct Listing {
-    layout: Option<Layout>,
-    files: Vec<FileInfo>,
+pub(crate) struct Listing {
+    pub(crate) layout: Option<Layout>,
+    pub(crate) files: Vec<FileInfo>,
 }
 
 /// One recursive listing of the replica prefix: every level, both layouts.
-async fn list_all(remote: &Remote, header_ts: &HashMap<FileKey, i64>) -> Result<Listing> {
+pub(crate) async fn list_all(
+    remote: &Remote,
+    header_ts: &HashMap<FileKey, i64>,
+) -> Result<Listing> {
     let root = &remote.root;
     let listed = remote.list(root, None).await?;
     let mut by_layout: HashMap<Layout, Vec<FileInfo>> = HashMap::new();
