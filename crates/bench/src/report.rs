@@ -95,6 +95,8 @@ impl Cell {
                 head: f(|r| r.head),
                 list: f(|r| r.list),
                 put: f(|r| r.put),
+                put_ok: f(|r| r.put_ok),
+                put_precondition_failed: f(|r| r.put_precondition_failed),
                 delete: f(|r| r.delete),
                 other: f(|r| r.other),
                 bytes_out: f(|r| r.bytes_out),

@@ -315,6 +315,10 @@ pub fn stats_delta(before: &RequestStats, after: &RequestStats) -> RequestStats 
         head: after.head.saturating_sub(before.head),
         list: after.list.saturating_sub(before.list),
         put: after.put.saturating_sub(before.put),
+        put_ok: after.put_ok.saturating_sub(before.put_ok),
+        put_precondition_failed: after
+            .put_precondition_failed
+            .saturating_sub(before.put_precondition_failed),
         delete: after.delete.saturating_sub(before.delete),
         other: after.other.saturating_sub(before.other),
         bytes_out: after.bytes_out.saturating_sub(before.bytes_out),

@@ -277,8 +277,17 @@ impl Compactor {
             .iter()
             .map(|f| self.key(f.level, f.min_txid, f.max_txid))
             .collect();
-        let bodies: Vec<Bytes> = futures::stream::iter(keys.iter())
-            .map(|k| self.remote.get_whole(k))
+        // Futures collected first, owning their key: a closure borrowing inside the stream
+        // type trips the compiler's `Send` check when this runs on a spawned task.
+        let fetches: Vec<_> = keys
+            .iter()
+            .map(|k| {
+                let remote = self.remote.clone();
+                let k = k.clone();
+                async move { remote.get_whole(&k).await }
+            })
+            .collect();
+        let bodies: Vec<Bytes> = futures::stream::iter(fetches)
             .buffered(FETCH_PARALLEL)
             .try_collect()
             .await?;

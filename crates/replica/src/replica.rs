@@ -12,6 +12,7 @@ use object_store::path::Path;
 use parking_lot::{Mutex, RwLock};
 use quick_cache::sync::{Cache, GuardResult};
 
+use crate::compact::Compactor;
 use crate::error::{Error, Result};
 use crate::hydrate::{HydrationOptions, Hydrator};
 use crate::layout::{parse_key, Layout, SNAPSHOT_LEVEL};
@@ -693,6 +694,11 @@ impl Replica {
         cat.metas.insert(loaded.meta.key, loaded.meta.clone());
     }
 
+    /// The newest state, planned from a fresh listing.
+    pub(crate) async fn build_latest(&self) -> Result<Version> {
+        self.build_at(Target::Latest).await
+    }
+
     /// The newest TXID the replica's files reach now (one full listing); 0 when it is empty.
     pub(crate) async fn newest_txid(&self) -> Result<u64> {
         let listing = list_all(&self.remote, &HashMap::new()).await?;
@@ -718,12 +724,17 @@ impl Replica {
         let base = Version::clone(&self.current());
         let me = self.clone();
         let url = self.opts.url.trim().to_string();
+        let opts_compaction = opts.compaction.clone();
+        // Checked before anything is recovered: a bad setting must not leave a writer running.
+        Compactor::new(self.remote.clone(), self.layout, opts_compaction.clone())?;
         let opts = opts.clone();
         let w = runtime::block_on(async move { Writer::recover(&url, opts, base, &me).await })?;
         let w = Arc::new(w);
         self.publish_view(w.view());
         let _ = self.writer.set(w.clone());
         Writer::spawn_sync(self);
+        let compactor = Compactor::new(self.remote.clone(), self.layout, opts_compaction)?;
+        Writer::spawn_compaction(self, compactor);
         // Commits recovered from the buffer go up now, not one interval later.
         if w.status().pending_commits > 0 {
             w.nudge();

@@ -15,6 +15,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 
 use crate::buffer::{Buffer, Commit, Intent, Record};
+use crate::compact::{CompactionOptions, Compactor};
 use crate::error::{Error, Result};
 use crate::layout::Layout;
 use crate::meta;
@@ -45,6 +46,8 @@ pub struct WriteOptions {
     /// How often committed transactions are uploaded; zero uploads each one before its COMMIT
     /// returns.
     pub sync_interval: Duration,
+    /// Compaction, snapshots and retention, run by the writer.
+    pub compaction: CompactionOptions,
 }
 
 /// What `PRAGMA litestream_stats` and `litestream_lag` report about the writer.
@@ -475,6 +478,51 @@ impl Writer {
                 }
             }
         });
+    }
+
+    /// Starts the task that compacts, snapshots and enforces retention on the writer's
+    /// replica, and then moves the writer's base onto the compacted files, so that its index
+    /// stays small and never points at a file retention deleted.
+    pub(crate) fn spawn_compaction(r: &Arc<Replica>, compactor: Compactor) {
+        let weak = Arc::downgrade(r);
+        runtime::handle().spawn(async move {
+            let mut compactor = compactor;
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let Some(r) = weak.upgrade() else { return };
+                let Some(w) = r.writer().cloned() else { return };
+                if w.state.lock().fenced.is_some() {
+                    return;
+                }
+                match compactor.run_due(Instant::now()).await {
+                    Ok(report) if report.written.is_empty() && report.deleted.is_empty() => {}
+                    Ok(report) => {
+                        tracing::debug!(
+                            written = report.written.len(),
+                            deleted = report.deleted.len(),
+                            "compaction"
+                        );
+                        match r.build_latest().await {
+                            Ok(v) => w.replace_base(&r, v),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "could not re-plan after compaction")
+                            }
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "compaction failed; retrying later"),
+                }
+            }
+        });
+    }
+
+    /// Puts `v` (the replica's files, planned afresh) under the local commits, if it is the
+    /// same state as the current base; an upload in between makes it stale, and it is dropped.
+    fn replace_base(&self, r: &Replica, v: Version) {
+        let mut st = self.state.lock();
+        if v.txid() == st.base.txid() && v.commit() == st.base.commit() {
+            st.base = Arc::new(v);
+            r.publish_view(st.view());
+        }
     }
 
     /// Asks the sync task to upload now.

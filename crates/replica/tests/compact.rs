@@ -139,6 +139,7 @@ fn check(
         cache_size: 8 << 20,
         hydration: None,
         verify: true,
+        write: None,
     })
     .unwrap_or_else(|e| panic!("{step}: open: {e}"));
     let read_all = |v: &replica::Version, t: u64| {

@@ -25,6 +25,8 @@ pub struct Config {
     pub sync_interval: Duration,
     /// The write buffer file; `None` derives one from the database name and replica URL.
     pub buffer_path: Option<String>,
+    /// Compaction, snapshots and retention done by the writer.
+    pub compaction: replica::CompactionOptions,
     /// Hydrate to this file (kept after close, resumed on the next open).
     pub hydration_path: Option<String>,
     /// Hydrate; without a path, to a temporary file deleted on close.
@@ -44,6 +46,10 @@ const SETTINGS: &[(&str, &str)] = &[
     ("hydration_enabled", "LITESTREAM_HYDRATION_ENABLED"),
     ("hydration_path", "LITESTREAM_HYDRATION_PATH"),
     ("log_level", "LITESTREAM_LOG_LEVEL"),
+    ("compaction_levels", "LITESTREAM_COMPACTION_LEVELS"),
+    ("snapshot_interval", "LITESTREAM_SNAPSHOT_INTERVAL"),
+    ("snapshot_retention", "LITESTREAM_SNAPSHOT_RETENTION"),
+    ("l0_retention", "LITESTREAM_L0_RETENTION"),
     ("verify", "LITESTREAM_VERIFY"),
 ];
 
@@ -76,9 +82,39 @@ impl Config {
                 None => Ok(false),
             }
         };
-        let sync_interval = match get("sync_interval") {
-            Some((src, v)) => parse_duration(&v).map_err(|e| format!("{src}={v:?}: {e}"))?,
-            None => DEFAULT_SYNC_INTERVAL,
+        let duration = |param: &str, default: Duration| -> Result<Duration, String> {
+            match get(param) {
+                Some((src, v)) => parse_duration(&v).map_err(|e| format!("{src}={v:?}: {e}")),
+                None => Ok(default),
+            }
+        };
+        let sync_interval = duration("sync_interval", DEFAULT_SYNC_INTERVAL)?;
+        let defaults = replica::CompactionOptions::default();
+        let levels = match get("compaction_levels") {
+            Some((src, v)) => v
+                .split(',')
+                .map(|d| {
+                    parse_duration(d).and_then(|d| {
+                        if d.is_zero() {
+                            Err("a level interval must be above zero".into())
+                        } else {
+                            Ok(d)
+                        }
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| {
+                    format!(
+                        "{src}={v:?}: {e} (expected intervals of levels 1, 2, ... like 30s,5m,1h)"
+                    )
+                })?,
+            None => defaults.levels.clone(),
+        };
+        let compaction = replica::CompactionOptions {
+            levels,
+            snapshot_interval: duration("snapshot_interval", defaults.snapshot_interval)?,
+            snapshot_retention: duration("snapshot_retention", defaults.snapshot_retention)?,
+            l0_retention: duration("l0_retention", defaults.l0_retention)?,
         };
         Ok(Config {
             replica_url,
@@ -87,6 +123,7 @@ impl Config {
             write_enabled: flag("write_enabled")?,
             sync_interval,
             buffer_path: get("buffer_path").map(|(_, v)| v),
+            compaction,
             hydration_enabled: flag("hydration_enabled")?,
             hydration_path: get("hydration_path").map(|(_, v)| v),
             verify: flag("verify")?,

@@ -78,6 +78,7 @@ impl LitestreamVfs {
         let write = config.write_enabled.then(|| WriteOptions {
             buffer_path: config.buffer_file(path, &replica::location::process_env),
             sync_interval: config.sync_interval,
+            compaction: config.compaction.clone(),
         });
         // A path alone starts hydration (with the Go VFS it silently did nothing); `enabled`
         // without a path hydrates to a temporary file.
