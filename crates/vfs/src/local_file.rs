@@ -138,9 +138,11 @@ pub struct MemFile {
 impl MemFile {
     /// Reads at `offset`; returns the bytes read (short at the end).
     pub fn read(&self, offset: usize, buf: &mut [u8]) -> usize {
-        let avail = self.data.len().saturating_sub(offset);
-        let n = avail.min(buf.len());
-        buf[..n].copy_from_slice(&self.data[offset..offset + n]);
+        let Some(rest) = self.data.get(offset..) else {
+            return 0;
+        };
+        let n = rest.len().min(buf.len());
+        buf[..n].copy_from_slice(&rest[..n]);
         n
     }
 
