@@ -36,8 +36,15 @@ fn sql_tests() -> Result<()> {
     let mut failures = Vec::new();
     for script in &scripts {
         let sql = std::fs::read_to_string(script)?;
-        let got = e2e::shell(&sql, &[("LITESTREAM_REPLICA_URL", &url)])?
-            .replace(&replica.display().to_string(), "$REPLICA");
+        let buffer = tmp.path().join("write.buffer").display().to_string();
+        let got = e2e::shell(
+            &sql,
+            &[
+                ("LITESTREAM_REPLICA_URL", &url),
+                ("LITESTREAM_BUFFER_PATH", &buffer),
+            ],
+        )?
+        .replace(&replica.display().to_string(), "$REPLICA");
         let expected_path = script.with_extension("expected");
         if update {
             std::fs::write(&expected_path, &got)?;

@@ -109,10 +109,10 @@ impl LocalFile {
             .map_err(|_| vars::SQLITE_IOERR_TRUNCATE)
     }
 
-    /// Nothing to flush. Journals here never serve crash recovery: the main database's pages
-    /// stay in memory until the transaction is recorded whole in the write buffer, so after a
-    /// crash there is nothing half-written to roll back. Temp files die with the process.
-    /// Skipping their fsyncs leaves one fsync per commit (the buffer's).
+    /// Nothing to flush: these are temp databases, sort spills and statement journals, which
+    /// die with the process, and super-journals, which never serve crash recovery here (the
+    /// main database's pages stay in memory until the transaction is recorded whole in the
+    /// write buffer). Skipping their fsyncs leaves one fsync per commit: the buffer's.
     pub fn sync(&self) -> VfsResult<()> {
         Ok(())
     }
