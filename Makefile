@@ -21,9 +21,11 @@ test: build
 demo: build
 	@scripts/demo.sh
 
-# Read benchmark: our VFS vs the Go VFS vs local SQLite on ~10 MB and ~200 MB replicas written by
-# the Go `litestream replicate` (cached in .bench/), then docs/benchmarks.md and .png.
-# BENCH_SIZES=10,200,1000 adds ~1 GB; see docs/benchmarks.md for the other knobs.
+# Benchmark: our VFS vs the Go VFS vs local SQLite, reading ~10 MB and ~200 MB replicas written by
+# the Go `litestream replicate` (cached in .bench/), then writing in write mode to a new database
+# and to a copy of the 200 MB replica; then docs/benchmarks.md and .png. BENCH_SUITES=write (or
+# read) runs one suite and keeps the other's last figures; BENCH_SIZES=10,200,1000 adds ~1 GB;
+# see docs/benchmarks.md for the other knobs.
 bench:
 	@t0=$$(date +%s.%N); $(MAKE) --no-print-directory build && BENCH_T0=$$t0 scripts/bench-run.sh
 

@@ -4,7 +4,8 @@
 usage: bench-chart.py CHART_JSON OUT_PNG
 
 Two panels, one bar per workload and pass: our VFS ÷ Go VFS and our VFS ÷ local SQLite, medians,
-log scale; left of the 1× line means ours is faster.
+log scale; left of the 1× line means ours is faster. The write rows (one bar per database) compare
+times too: for throughput, the time per transaction or row.
 """
 import json
 import sys

@@ -1,5 +1,5 @@
-//! The driver: datasets, the S3 server, one runner process per (run, workload, target), then
-//! the report.
+//! The driver: datasets, the S3 server, one runner process per (run, workload, target) for the
+//! read passes, the write suite ([`crate::write`]), then the report.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,6 +13,7 @@ use testkit::{RequestStats, S3Server};
 use crate::gen::{self, Dataset, DatasetId, BUCKET, REPLICA_PATH};
 use crate::report;
 use crate::spec::{RunSpec, RunnerOutput, Target, Workload, RESULT_MARKER};
+use crate::write::WriteResults;
 
 /// Settings, from the environment (see `docs/benchmarks.md`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -36,6 +37,31 @@ pub struct Config {
     pub timeout_secs: u64,
     /// `BENCH_LATENCY_TIMEOUT`: the same in the latency pass (default 15).
     pub latency_timeout_secs: u64,
+    /// `BENCH_SUITES`: `read`, `write` or both (default `read,write`). A suite not run keeps
+    /// its figures from the last `results.json`, so that the report stays whole.
+    #[serde(default = "all_suites")]
+    pub suites: Vec<String>,
+    /// `BENCH_WRITE_SIZES`: replicas the write suite writes to besides a new database (default
+    /// `200` when 200 is among the sizes; empty: a new database only).
+    #[serde(default)]
+    pub write_sizes: Vec<u32>,
+    /// `BENCH_WRITE_RUNS`: fresh processes per write workload, database and target (default 3).
+    #[serde(default)]
+    pub write_runs: usize,
+    /// `BENCH_WRITE_SECS`: length of each throughput run, seconds (default 1.2: longer than the
+    /// upload interval, so that an upload competes with the commits as it does in use, and
+    /// short enough to keep the suite within a few minutes).
+    #[serde(default)]
+    pub write_secs: f64,
+    /// `BENCH_WRITE_LOAD_SECS`: continuous writes while counting uploads, seconds (default 5).
+    #[serde(default)]
+    pub write_load_secs: f64,
+    /// `BENCH_WRITE_SAMPLES`: commits timed to the store per run (default 3).
+    #[serde(default)]
+    pub write_samples: usize,
+    /// `BENCH_WRITE_TIMEOUT`: seconds before a write runner is killed (default 60).
+    #[serde(default)]
+    pub write_timeout_secs: u64,
     /// `BENCH_DIR`: cache and scratch directory (default `<repo>/.bench`).
     pub bench_dir: PathBuf,
     /// `LITESTREAM_VFS_SO`: our extension (default `<repo>/target/release/liblitestream_vfs.so`).
@@ -55,6 +81,14 @@ pub struct Config {
     /// `BENCH_T0`: Unix time the whole command started (default: now), for the total time.
     pub t0_unix: f64,
 }
+
+/// The suites an old `results.json` (written before there were suites) ran.
+fn all_suites() -> Vec<String> {
+    SUITES.iter().map(|s| s.to_string()).collect()
+}
+
+/// The suites `BENCH_SUITES` may name.
+pub const SUITES: [&str; 2] = ["read", "write"];
 
 fn env_list(name: &str, default: &str) -> Result<Vec<u32>> {
     let v = std::env::var(name).unwrap_or_else(|_| default.to_string());
@@ -127,7 +161,30 @@ impl Config {
             "BENCH_VACUUMED_SIZES",
             if sizes.contains(&200) { "200" } else { "" },
         )?;
+        let suites: Vec<String> = std::env::var("BENCH_SUITES")
+            .unwrap_or_else(|_| SUITES.join(","))
+            .split(',')
+            .map(|s| s.trim().to_ascii_lowercase())
+            .filter(|s| !s.is_empty())
+            .collect();
+        if let Some(bad) = suites.iter().find(|s| !SUITES.contains(&s.as_str())) {
+            bail!("BENCH_SUITES: unknown suite {bad:?}; use read, write or read,write");
+        }
+        if suites.is_empty() {
+            bail!("BENCH_SUITES is empty");
+        }
+        let write_sizes = env_list(
+            "BENCH_WRITE_SIZES",
+            if sizes.contains(&200) { "200" } else { "" },
+        )?;
         Ok(Config {
+            suites,
+            write_sizes,
+            write_runs: env_num("BENCH_WRITE_RUNS", 3usize)?.max(1),
+            write_secs: env_num("BENCH_WRITE_SECS", 1.2f64)?.max(0.1),
+            write_load_secs: env_num("BENCH_WRITE_LOAD_SECS", 5.0f64)?.max(0.1),
+            write_samples: env_num("BENCH_WRITE_SAMPLES", 3usize)?.max(1),
+            write_timeout_secs: env_num("BENCH_WRITE_TIMEOUT", 60u64)?,
             sizes,
             vacuumed_sizes,
             runs: env_num("BENCH_RUNS", 5usize)?.max(1),
@@ -209,6 +266,35 @@ pub struct Results {
     pub code: String,
     /// Page layout of each dataset's b-trees.
     pub layouts: Vec<(DatasetId, Vec<gen::BtreeLayout>)>,
+    /// When the read figures come from an earlier run (`BENCH_SUITES` without `read`): which.
+    #[serde(default)]
+    pub read_from: Option<String>,
+    /// The write suite's figures (None: never run).
+    #[serde(default)]
+    pub write: Option<WriteResults>,
+    /// Whether [`Results::write`] comes from an earlier run (`BENCH_SUITES` without `write`).
+    #[serde(default)]
+    pub write_carried: bool,
+}
+
+impl Config {
+    /// Whether `BENCH_SUITES` names `suite`.
+    pub fn runs_suite(&self, suite: &str) -> bool {
+        self.suites.iter().any(|s| s == suite)
+    }
+
+    /// Takes the read suite's settings of `earlier` (whose read figures a report shows).
+    fn read_settings_of(&mut self, earlier: &Config) {
+        self.sizes = earlier.sizes.clone();
+        self.vacuumed_sizes = earlier.vacuumed_sizes.clone();
+        self.runs = earlier.runs;
+        self.latency_ms = earlier.latency_ms;
+        self.latency_sizes = earlier.latency_sizes.clone();
+        self.latency_runs = earlier.latency_runs;
+        self.latency_go_runs = earlier.latency_go_runs;
+        self.timeout_secs = earlier.timeout_secs;
+        self.latency_timeout_secs = earlier.latency_timeout_secs;
+    }
 }
 
 /// Runs the whole benchmark and writes the report.
@@ -222,17 +308,30 @@ pub fn main() -> Result<()> {
     std::fs::create_dir_all(&logs)?;
     for t in [Target::Ours, Target::Go] {
         let _ = std::fs::remove_file(logs.join(format!("{}.log", t.name())));
+        let _ = std::fs::remove_file(logs.join(format!("{}-write.log", t.name())));
     }
     eprintln!(
-        "bench: sizes {:?} MB, {} runs; latency pass +{} ms on {:?} MB; ours {}, Go {}",
+        "bench: suites {}; sizes {:?} MB, {} runs; latency pass +{} ms on {:?} MB; write suite \
+         on a new database and {:?} MB; ours {}, Go {}",
+        config.suites.join(","),
         config.sizes,
         config.runs,
         config.latency_ms,
         config.latency_sizes,
+        config.write_sizes,
         config.ours_so.display(),
         config.go_so.display()
     );
 
+    // A suite not run now keeps the figures of the last run, so that the report stays whole.
+    let json_path = config.bench_dir.join("results.json");
+    let earlier: Option<Results> = if SUITES.iter().all(|s| config.runs_suite(s)) {
+        None
+    } else {
+        std::fs::read(&json_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+    };
     let mut results = Results {
         so_bytes: (
             std::fs::metadata(&config.ours_so)?.len(),
@@ -245,7 +344,61 @@ pub fn main() -> Result<()> {
         records: Vec::new(),
         code: code_version(),
         layouts: Vec::new(),
+        read_from: None,
+        write: None,
+        write_carried: false,
     };
+    if config.runs_suite("read") {
+        run_read_suite(&config, &logs, &mut results)?;
+    } else if let Some(e) = &earlier {
+        results.datasets = e.datasets.clone();
+        results.passes = e.passes.clone();
+        results.records = e.records.clone();
+        results.layouts = e.layouts.clone();
+        results.config.read_settings_of(&e.config);
+        results.read_from =
+            Some(e.read_from.clone().unwrap_or_else(|| {
+                format!("the run of {} ({})", modified_utc(&json_path), e.code)
+            }));
+    }
+    if config.runs_suite("write") {
+        let mut datasets = Vec::new();
+        for &size_mb in &config.write_sizes {
+            let t = Instant::now();
+            let ds = gen::ensure(
+                &config.bench_dir,
+                DatasetId {
+                    size_mb,
+                    vacuumed: false,
+                },
+            )?;
+            if ds.generated_now {
+                results.gen_secs += t.elapsed().as_secs_f64();
+            }
+            datasets.push((size_mb, ds));
+        }
+        results.write = Some(crate::write::run_suite(
+            &config,
+            &datasets,
+            &logs,
+            results.code.clone(),
+            report::utc_now(),
+        )?);
+    } else if let Some(e) = earlier {
+        results.write_carried = e.write.is_some();
+        results.write = e.write;
+    }
+
+    std::fs::write(&json_path, serde_json::to_string_pretty(&results)?)
+        .with_context(|| format!("write {}", json_path.display()))?;
+    eprintln!("bench: raw results in {}", json_path.display());
+    // The settings of the figures shown: a carried-over read suite brings its own.
+    report::write(&results, &results.config)?;
+    Ok(())
+}
+
+/// The read suite: every dataset, every pass.
+fn run_read_suite(config: &Config, logs: &Path, results: &mut Results) -> Result<()> {
     let ids = config
         .sizes
         .iter()
@@ -272,24 +425,38 @@ pub fn main() -> Result<()> {
         }
         for latency in latencies {
             let pass = run_pass(
-                &config,
+                config,
                 id,
                 &ds,
                 &server,
                 latency,
-                &logs,
+                logs,
                 &mut results.records,
             )?;
             results.passes.push(pass);
         }
     }
-
-    let json_path = config.bench_dir.join("results.json");
-    std::fs::write(&json_path, serde_json::to_string_pretty(&results)?)
-        .with_context(|| format!("write {}", json_path.display()))?;
-    eprintln!("bench: raw results in {}", json_path.display());
-    report::write(&results, &config)?;
     Ok(())
+}
+
+/// The modification time of `path`, `YYYY-MM-DD HH:MM UTC`.
+fn modified_utc(path: &Path) -> String {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .and_then(|d| {
+            rusqlite::Connection::open_in_memory()
+                .and_then(|c| {
+                    c.query_row(
+                        "SELECT strftime('%Y-%m-%d %H:%M UTC', ?1, 'unixepoch')",
+                        [d.as_secs() as i64],
+                        |r| r.get(0),
+                    )
+                })
+                .ok()
+        })
+        .unwrap_or_else(|| "an earlier date".to_string())
 }
 
 /// `BENCH_REPORT_ONLY=1`: writes the report again from the last run's `results.json` (after a

@@ -40,7 +40,7 @@ const ITEMS_PER_MB: i64 = 4_000;
 /// `docs` rows per MB of database.
 const DOCS_PER_MB: i64 = 790;
 /// Categories of items.
-const CATEGORIES: i64 = 100;
+pub const CATEGORIES: i64 = 100;
 /// 2024-01-01T00:00:00Z; item `id` is created around `EPOCH + id * STEP_SECS`.
 const EPOCH: i64 = 1_704_067_200;
 const STEP_SECS: i64 = 30;
@@ -305,7 +305,8 @@ fn words(rng: &mut Rng, min_len: usize, max_len: usize) -> String {
     s
 }
 
-fn category(c: i64) -> String {
+/// The name of category `c` (`cat-042`).
+pub fn category(c: i64) -> String {
     format!("cat-{c:03}")
 }
 
@@ -319,6 +320,19 @@ fn sql_now(conn: &Connection) -> Result<String> {
 fn datetime(conn: &Connection, epoch: i64) -> Result<String> {
     conn.query_row("SELECT datetime(?1, 'unixepoch')", [epoch], |r| r.get(0))
         .context("format a datetime")
+}
+
+/// The values of `items` row `id`, the id aside: sku, category, price, qty and `created_at` as
+/// Unix time (around `EPOCH + id * STEP_SECS`, so later ids are later). The bulk load and the
+/// write benchmark's inserts draw them the same way; the order of the draws is part of the
+/// cached datasets ([`GEN_VERSION`]).
+pub fn item_row(rng: &mut Rng, id: i64) -> (String, String, f64, i64, i64) {
+    let sku = format!("SKU-{:08X}", rng.next_u64() as u32);
+    let cat = category(rng.range(0, CATEGORIES));
+    let price = rng.range(100, 100_000) as f64 / 100.0;
+    let qty = rng.range(0, 1000);
+    let created = EPOCH + id * STEP_SECS + rng.range(0, STEP_SECS);
+    (sku, cat, price, qty, created)
 }
 
 /// Bulk load: `n_items` items and `n_docs` docs, interleaved in chunks.
@@ -351,11 +365,7 @@ fn bulk_load(path: &Path, n_items: i64, n_docs: i64) -> Result<()> {
             for _ in 0..200 {
                 let end = (item + CHUNK).min(n_items);
                 for id in item + 1..=end {
-                    let sku = format!("SKU-{:08X}", rng.next_u64() as u32);
-                    let cat = category(rng.range(0, CATEGORIES));
-                    let price = rng.range(100, 100_000) as f64 / 100.0;
-                    let qty = rng.range(0, 1000);
-                    let created = EPOCH + id * STEP_SECS + rng.range(0, STEP_SECS);
+                    let (sku, cat, price, qty, created) = item_row(&mut rng, id);
                     ins_item.execute(rusqlite::params![id, sku, cat, price, qty, created])?;
                 }
                 item = end;

@@ -1,10 +1,13 @@
-//! The read benchmark behind `make bench`: our `litestream` VFS against Litestream's Go VFS and
-//! local SQLite, on replicas written by the real Go `litestream replicate`.
+//! The benchmark behind `make bench`: our `litestream` VFS against Litestream's Go VFS and
+//! local SQLite, reading replicas written by the real Go `litestream replicate`, and writing in
+//! write mode (issue #4).
 //!
 //! * [`gen`]: the deterministic database generator and the cached replicas (`.bench/`);
 //! * [`spec`]: what the driver and the runner agree on (targets, workloads, JSON, checksums);
 //! * [`driver`]: the S3 server, one runner process per run, the passes;
-//! * [`report`]: medians, the issue's targets, `docs/benchmarks.md` and the chart.
+//! * [`report`]: medians, the issue's targets, `docs/benchmarks.md` and the chart;
+//! * [`write`], [`write_runner`], [`write_report`]: the write suite (issue #4), its runner side
+//!   and its part of the report.
 //!
 //! Two binaries: `bench` (the driver) and `bench-runner` (one workload, one target, one
 //! process). `scripts/bench-run.sh` (what `make bench` calls) builds and runs them; the
@@ -14,3 +17,6 @@ pub mod driver;
 pub mod gen;
 pub mod report;
 pub mod spec;
+pub mod write;
+pub mod write_report;
+pub mod write_runner;

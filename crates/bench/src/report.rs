@@ -38,7 +38,7 @@ enum Fig {
     AtLeast(f64),
 }
 
-fn median(v: &[f64]) -> Option<f64> {
+pub(crate) fn median(v: &[f64]) -> Option<f64> {
     let mut v = v.to_vec();
     v.sort_by(f64::total_cmp);
     (!v.is_empty()).then(|| {
@@ -213,7 +213,7 @@ impl Agg {
 // ---------------------------------------------------------------------------------------------
 
 /// A number of milliseconds, in `seconds` or in milliseconds, without the unit.
-fn num(ms: f64, seconds: bool) -> String {
+pub(crate) fn num(ms: f64, seconds: bool) -> String {
     let v = if seconds { ms / 1000.0 } else { ms };
     if v >= 100.0 {
         format!("{v:.0}")
@@ -225,7 +225,7 @@ fn num(ms: f64, seconds: bool) -> String {
 }
 
 /// A duration with its unit: `4.00 ms`, `560 ms`, `22.2 s`.
-fn fmt_ms(ms: f64) -> String {
+pub(crate) fn fmt_ms(ms: f64) -> String {
     if ms >= 10_000.0 {
         format!("{} s", num(ms, true))
     } else {
@@ -250,7 +250,7 @@ fn fmt_fig(f: Fig) -> String {
     }
 }
 
-fn fmt_ratio(r: f64) -> String {
+pub(crate) fn fmt_ratio(r: f64) -> String {
     if r >= 10.0 {
         format!("{r:.0}×")
     } else if r >= 0.095 {
@@ -305,7 +305,7 @@ fn fmt_req(r: Option<(RequestStats, bool)>) -> [String; 4] {
     }
 }
 
-fn fmt_duration(secs: f64) -> String {
+pub(crate) fn fmt_duration(secs: f64) -> String {
     let s = secs.round() as u64;
     if s >= 60 {
         format!("{} min {:02} s", s / 60, s % 60)
@@ -351,7 +351,7 @@ fn machine() -> String {
     format!("{cpus} CPUs ({model}), {mem_gib:.1} GiB RAM, Linux {kernel}")
 }
 
-fn utc_now() -> String {
+pub(crate) fn utc_now() -> String {
     rusqlite::Connection::open_in_memory()
         .and_then(|c| {
             c.query_row("SELECT strftime('%Y-%m-%d %H:%M UTC', 'now')", [], |r| {
@@ -850,9 +850,10 @@ pub fn write(results: &Results, config: &Config) -> Result<()> {
         .map(|ds| verdicts(results, &agg, *ds))
         .collect();
 
-    // The chart first: its data is the ratio table.
-    let chart = ChartData {
-        title: format!("litestream VFS read benchmark, {}", utc_now()),
+    let has_read = !results.passes.is_empty();
+    // The chart first: its data is the ratio tables.
+    let mut chart = ChartData {
+        title: format!("litestream VFS benchmark, {}", utc_now()),
         metrics: Metric::ALL.iter().map(|m| m.label().to_string()).collect(),
         target_go: Metric::ALL.iter().map(|m| ratio_targets(*m).0).collect(),
         target_local: Metric::ALL.iter().map(|m| ratio_targets(*m).1).collect(),
@@ -891,6 +892,37 @@ pub fn write(results: &Results, config: &Config) -> Result<()> {
             })
             .collect(),
     };
+    if !has_read {
+        chart.metrics.clear();
+        chart.target_go.clear();
+        chart.target_local.clear();
+    }
+    if let Some(w) = &results.write {
+        // Write rows below the read rows: the read groups have no bar there, and the write
+        // groups none in the read rows.
+        let rows = crate::write_report::chart_rows(w);
+        let n_read = chart.metrics.len();
+        let n_write = rows.labels.len();
+        for g in &mut chart.groups {
+            g.vs_go.extend(std::iter::repeat_n(None, n_write));
+            g.vs_go_bound.extend(std::iter::repeat_n(false, n_write));
+            g.vs_local.extend(std::iter::repeat_n(None, n_write));
+        }
+        chart.metrics.extend(rows.labels);
+        chart.target_go.extend(rows.target_go);
+        chart
+            .target_local
+            .extend(std::iter::repeat_n(None, n_write));
+        for g in rows.groups {
+            let pad = || std::iter::repeat_n(None, n_read);
+            chart.groups.push(ChartGroup {
+                name: g.name,
+                vs_go: pad().chain(g.vs_go).collect(),
+                vs_go_bound: vec![false; n_read + n_write],
+                vs_local: pad().chain(g.vs_local).collect(),
+            });
+        }
+    }
     let chart_json = config.bench_dir.join("chart.json");
     std::fs::write(&chart_json, serde_json::to_string_pretty(&chart)?)?;
     let script =
@@ -909,7 +941,7 @@ pub fn write(results: &Results, config: &Config) -> Result<()> {
 
     let total = unix_now() - config.t0_unix;
     let load_avg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let _ = writeln!(md, "# Read benchmarks\n");
+    let _ = writeln!(md, "# Benchmarks: reading and writing\n");
     let _ = writeln!(
         md,
         "_Written by `make bench` (crates/bench); rerun it rather than editing this file._\n"
@@ -938,12 +970,39 @@ pub fn write(results: &Results, config: &Config) -> Result<()> {
         config.timeout_secs,
         config.latency_timeout_secs
     );
-    let _ = writeln!(md, "- **Settings:** `{settings}`");
+    match (&results.read_from, has_read) {
+        (_, false) => {
+            let _ = writeln!(md, "- **Read suite:** not run yet (`BENCH_SUITES=read`)");
+        }
+        (Some(from), true) => {
+            let _ = writeln!(
+                md,
+                "- **Read suite:** `{settings}`, carried over from {from}; \
+                 `BENCH_SUITES=read make bench` reruns it"
+            );
+        }
+        (None, true) => {
+            let _ = writeln!(md, "- **Read suite:** `{settings}`");
+        }
+    }
+    match &results.write {
+        Some(w) => {
+            let _ = writeln!(
+                md,
+                "- **Write suite:** {}",
+                crate::write_report::summary(w, results.write_carried)
+            );
+        }
+        None => {
+            let _ = writeln!(md, "- **Write suite:** not run yet (`BENCH_SUITES=write`)");
+        }
+    }
+    let write_processes = results.write.as_ref().map_or(0, |w| w.records.len());
     let _ = writeln!(
         md,
         "- **Took:** {} in all (build, datasets, {} processes, report){}",
         fmt_duration(total),
-        results.records.len(),
+        results.records.len() + write_processes,
         if results.gen_secs > 0.0 {
             format!(
                 ", of which {} generating datasets (a one-off: they are cached in `.bench/`)",
@@ -964,7 +1023,9 @@ pub fn write(results: &Results, config: &Config) -> Result<()> {
             )
         })
         .collect();
-    let _ = writeln!(md, "- **Passes:** {}", pass_list.join("; "));
+    if has_read {
+        let _ = writeln!(md, "- **Read passes:** {}", pass_list.join("; "));
+    }
     let _ = writeln!(
         md,
         "- **Extensions:** ours `{}` ({} MB), Go `{}` 0.5.17 ({} MB)\n",
@@ -986,100 +1047,108 @@ pub fn write(results: &Results, config: &Config) -> Result<()> {
         "![ours ÷ Go and ours ÷ local, medians, log scale](benchmarks.png)\n"
     );
 
-    // Targets.
-    let _ = writeln!(
-        md,
-        "## Targets of the issue ({}, medians of the same run)\n",
-        judged[0].label()
-    );
-    let mut head = String::from("| target |");
-    let mut rule = String::from("|---|");
-    for ds in &judged {
-        let _ = write!(head, " {} | |", ds.label());
-        rule.push_str("---|---|");
-    }
-    let _ = writeln!(md, "{head}\n{rule}");
-    for (i, v) in all_verdicts[0].iter().enumerate() {
-        let mut row = format!("| {} |", v.what);
-        for vs in &all_verdicts {
-            let v = &vs[i];
-            let status = match v.met {
-                Some(true) => "met",
-                Some(false) => "**not met**",
-                None => "n/a",
-            };
-            let _ = write!(row, " {} | {status} |", v.figure);
-        }
-        let _ = writeln!(md, "{row}");
-    }
-    let met = all_verdicts[0]
+    let read_met = all_verdicts[0]
         .iter()
         .filter(|v| v.met == Some(true))
         .count();
-    let judged_n = all_verdicts[0].iter().filter(|v| v.met.is_some()).count();
-    let _ = writeln!(
-        md,
-        "\n{met} of {judged_n} targets met on {}.",
-        judged[0].label()
-    );
-    // Why the targets that are not met are not, with the figures of this run.
-    let mut notes: Vec<(Vec<&str>, &str)> = Vec::new();
-    for v in &all_verdicts[0] {
-        if let (Some(false), Some(why)) = (v.met, &v.why) {
-            match notes.iter_mut().find(|n| n.1 == why.as_str()) {
-                Some(n) => n.0.push(&v.what),
-                None => notes.push((vec![&v.what], why)),
+    let read_judged = all_verdicts[0].iter().filter(|v| v.met.is_some()).count();
+    if has_read {
+        // Targets.
+        let _ = writeln!(
+            md,
+            "## Targets of the issue ({}, medians of the same run)\n",
+            judged[0].label()
+        );
+        let mut head = String::from("| target |");
+        let mut rule = String::from("|---|");
+        for ds in &judged {
+            let _ = write!(head, " {} | |", ds.label());
+            rule.push_str("---|---|");
+        }
+        let _ = writeln!(md, "{head}\n{rule}");
+        for (i, v) in all_verdicts[0].iter().enumerate() {
+            let mut row = format!("| {} |", v.what);
+            for vs in &all_verdicts {
+                let v = &vs[i];
+                let status = match v.met {
+                    Some(true) => "met",
+                    Some(false) => "**not met**",
+                    None => "n/a",
+                };
+                let _ = write!(row, " {} | {status} |", v.figure);
+            }
+            let _ = writeln!(md, "{row}");
+        }
+        let _ = writeln!(
+            md,
+            "\n{read_met} of {read_judged} targets met on {}.",
+            judged[0].label()
+        );
+        // Why the targets that are not met are not, with the figures of this run.
+        let mut notes: Vec<(Vec<&str>, &str)> = Vec::new();
+        for v in &all_verdicts[0] {
+            if let (Some(false), Some(why)) = (v.met, &v.why) {
+                match notes.iter_mut().find(|n| n.1 == why.as_str()) {
+                    Some(n) => n.0.push(&v.what),
+                    None => notes.push((vec![&v.what], why)),
+                }
             }
         }
-    }
-    if !notes.is_empty() {
-        let _ = writeln!(md, "\nWhy, on {}:\n", judged[0].label());
-        for (whats, why) in notes {
-            let _ = writeln!(md, "- **{}**: {why}", whats.join("; "));
+        if !notes.is_empty() {
+            let _ = writeln!(md, "\nWhy, on {}:\n", judged[0].label());
+            for (whats, why) in notes {
+                let _ = writeln!(md, "- **{}**: {why}", whats.join("; "));
+            }
+            md.push('\n');
         }
-        md.push('\n');
-    }
-    if let Some(vac) = all_verdicts.get(1) {
-        let met_v = vac.iter().filter(|v| v.met == Some(true)).count();
-        let judged_v = vac.iter().filter(|v| v.met.is_some()).count();
-        let _ = writeln!(
+        if let Some(vac) = all_verdicts.get(1) {
+            let met_v = vac.iter().filter(|v| v.met == Some(true)).count();
+            let judged_v = vac.iter().filter(|v| v.met.is_some()).count();
+            let _ = writeln!(
             md,
             "On the vacuumed twin (contiguous pages; not what the issue's targets are judged on): \
              {met_v} of {judged_v}."
         );
-    }
-    md.push('\n');
-
-    // Ratios at a glance.
-    let _ = writeln!(md, "## Ratios (medians; below 1 means ours is faster)\n");
-    let mut head = String::from("| workload |");
-    let mut rule = String::from("|---|");
-    for p in &results.passes {
-        let t = pass_title(p.dataset, p.latency_ms);
-        let _ = write!(head, " {t}: ours ÷ Go | {t}: ours ÷ local |");
-        rule.push_str("---:|---:|");
-    }
-    let _ = writeln!(md, "{head}\n{rule}");
-    for m in Metric::ALL {
-        let mut row = format!("| {} |", m.label());
-        for p in &results.passes {
-            let o = agg.cell(p.dataset, p.latency_ms, Target::Ours, m).fig();
-            let g = agg.cell(p.dataset, p.latency_ms, Target::Go, m).fig();
-            let l = agg.cell(p.dataset, p.latency_ms, Target::Local, m).fig();
-            let _ = write!(
-                row,
-                " {} | {} |",
-                fmt_opt_ratio(ratio(o, g)),
-                fmt_opt_ratio(ratio(o, l))
-            );
         }
-        let _ = writeln!(md, "{row}");
-    }
-    let _ = writeln!(
-        md,
-        "\nIn passes with added latency, \"local\" is local SQLite without latency (it never \
+        md.push('\n');
+
+        // Ratios at a glance.
+        let _ = writeln!(md, "## Ratios (medians; below 1 means ours is faster)\n");
+        let mut head = String::from("| workload |");
+        let mut rule = String::from("|---|");
+        for p in &results.passes {
+            let t = pass_title(p.dataset, p.latency_ms);
+            let _ = write!(head, " {t}: ours ÷ Go | {t}: ours ÷ local |");
+            rule.push_str("---:|---:|");
+        }
+        let _ = writeln!(md, "{head}\n{rule}");
+        for m in Metric::ALL {
+            let mut row = format!("| {} |", m.label());
+            for p in &results.passes {
+                let o = agg.cell(p.dataset, p.latency_ms, Target::Ours, m).fig();
+                let g = agg.cell(p.dataset, p.latency_ms, Target::Go, m).fig();
+                let l = agg.cell(p.dataset, p.latency_ms, Target::Local, m).fig();
+                let _ = write!(
+                    row,
+                    " {} | {} |",
+                    fmt_opt_ratio(ratio(o, g)),
+                    fmt_opt_ratio(ratio(o, l))
+                );
+            }
+            let _ = writeln!(md, "{row}");
+        }
+        let _ = writeln!(
+            md,
+            "\nIn passes with added latency, \"local\" is local SQLite without latency (it never \
          touches S3).\n"
-    );
+        );
+    }
+    let mut write_met = (0, 0);
+    if let Some(w) = &results.write {
+        let (section, met, judged) = crate::write_report::section(w);
+        md.push_str(&section);
+        write_met = (met, judged);
+    }
 
     // Raw figures per pass.
     let mut all_same = true;
@@ -1213,93 +1282,99 @@ pub fn write(results: &Results, config: &Config) -> Result<()> {
         );
     }
 
-    // Extensions.
-    let _ = writeln!(
+    if has_read {
+        // Extensions.
+        let _ = writeln!(
         md,
         "## Extensions\n\n| | file size | load_extension, median (min–max), all runs |\n|---|---:|---:|"
     );
-    for (t, bytes) in [
-        (Target::Ours, results.so_bytes.0),
-        (Target::Go, results.so_bytes.1),
-    ] {
-        let loads: Vec<f64> = agg
-            .load_ms
-            .iter()
-            .filter(|((_, lat, tt), _)| *lat == 0 && *tt == t)
-            .flat_map(|(_, v)| v.iter().copied())
-            .collect();
-        let fig = if loads.is_empty() {
-            Fig::None
-        } else {
-            Fig::Measured {
-                min: loads.iter().copied().fold(f64::INFINITY, f64::min),
-                med: median(&loads).unwrap_or(0.0),
-                max: loads.iter().copied().fold(0.0, f64::max),
-            }
-        };
-        let _ = writeln!(
-            md,
-            "| {} | {} MB | {} |",
-            t.label(),
-            mb(bytes),
-            fmt_fig(fig)
-        );
-    }
-    md.push('\n');
+        for (t, bytes) in [
+            (Target::Ours, results.so_bytes.0),
+            (Target::Go, results.so_bytes.1),
+        ] {
+            let loads: Vec<f64> = agg
+                .load_ms
+                .iter()
+                .filter(|((_, lat, tt), _)| *lat == 0 && *tt == t)
+                .flat_map(|(_, v)| v.iter().copied())
+                .collect();
+            let fig = if loads.is_empty() {
+                Fig::None
+            } else {
+                Fig::Measured {
+                    min: loads.iter().copied().fold(f64::INFINITY, f64::min),
+                    med: median(&loads).unwrap_or(0.0),
+                    max: loads.iter().copied().fold(0.0, f64::max),
+                }
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {} MB | {} |",
+                t.label(),
+                mb(bytes),
+                fmt_fig(fig)
+            );
+        }
+        md.push('\n');
 
-    // Datasets.
-    let _ = writeln!(
+        // Datasets.
+        let _ = writeln!(
         md,
         "## Datasets\n\n| size | items | docs | database file | replica files by level | replica bytes | time-travel target | generated |\n\
          |---|---:|---:|---:|---|---:|---|---|"
     );
-    for d in &results.datasets {
-        let levels: Vec<String> = d
-            .levels
-            .iter()
-            .map(|(l, (n, b))| format!("L{l}: {n} ({} MB)", mb(*b)))
-            .collect();
+        for d in &results.datasets {
+            let levels: Vec<String> = d
+                .levels
+                .iter()
+                .map(|(l, (n, b))| format!("L{l}: {n} ({} MB)", mb(*b)))
+                .collect();
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} MB | {} | {} MB | {} | {} in {} |",
+                DatasetId {
+                    size_mb: d.size_mb,
+                    vacuumed: d.vacuumed
+                }
+                .label(),
+                d.data.n_items,
+                d.n_docs,
+                mb(d.db_bytes),
+                levels.join(", "),
+                mb(d.replica_bytes),
+                d.data.tt_time,
+                d.generated_at,
+                fmt_duration(d.gen_secs)
+            );
+        }
         let _ = writeln!(
-            md,
-            "| {} | {} | {} | {} MB | {} | {} MB | {} | {} in {} |",
-            DatasetId {
-                size_mb: d.size_mb,
-                vacuumed: d.vacuumed
-            }
-            .label(),
-            d.data.n_items,
-            d.n_docs,
-            mb(d.db_bytes),
-            levels.join(", "),
-            mb(d.replica_bytes),
-            d.data.tt_time,
-            d.generated_at,
-            fmt_duration(d.gen_secs)
-        );
-    }
-    let _ = writeln!(
         md,
         "\nWhere the pages lie (the restored file, via `dbstat`): a scan in key order that \
          reads ahead only over consecutive page numbers needs at least one request per run.\n\n\
          | size | b-tree | pages | leaf pages | runs of consecutive leaf pages, key order | median gap (pages) |\n\
          |---|---|---:|---:|---:|---:|"
     );
-    for (size, layout) in &results.layouts {
-        for b in layout {
-            let _ = writeln!(
-                md,
-                "| {} | `{}` | {} | {} | {} | {} |",
-                size.label(),
-                b.name,
-                b.pages,
-                b.leaves,
-                b.leaf_runs,
-                b.median_gap
-            );
+        for (size, layout) in &results.layouts {
+            for b in layout {
+                let _ = writeln!(
+                    md,
+                    "| {} | `{}` | {} | {} | {} | {} |",
+                    size.label(),
+                    b.name,
+                    b.pages,
+                    b.leaves,
+                    b.leaf_runs,
+                    b.median_gap
+                );
+            }
         }
+        md.push('\n');
     }
-    md.push('\n');
     md.push_str(METHOD);
+    if results.write.is_some() {
+        md.push_str(&crate::write_report::method());
+    }
+    md.push_str(KNOBS);
     let _ = writeln!(
         md,
         "\nRaw per-run data of this report: `.bench/results.json` (not committed).\n"
@@ -1310,9 +1385,18 @@ pub fn write(results: &Results, config: &Config) -> Result<()> {
     }
     std::fs::write(&config.out_md, md)
         .with_context(|| format!("write {}", config.out_md.display()))?;
+    let suite = |ran: bool, (met, judged): (usize, usize)| {
+        if ran {
+            format!("{met} of {judged} targets met")
+        } else {
+            "not run".to_string()
+        }
+    };
     eprintln!(
-        "bench: report in {} ({met} of {judged_n} targets met; took {})",
+        "bench: report in {} (read: {}; write: {}; took {})",
         config.out_md.display(),
+        suite(has_read, (read_met, read_judged)),
+        suite(results.write.is_some(), write_met),
         fmt_duration(total)
     );
     Ok(())
@@ -1383,8 +1467,14 @@ consecutive pages: the best case for read-ahead. The issue's targets are judged 
 database.
 - **Peak RSS** is the runner's `VmHWM`, so it includes the runner and SQLite's own page cache \
 (~2 MB) and, for the Go VFS, the resident part of its 84 MB Go runtime.
+";
 
+const KNOBS: &str = "
 Environment knobs: `BENCH_SIZES` (MB, e.g. `10,200,1000`), `BENCH_VACUUMED_SIZES`, `BENCH_RUNS`, `BENCH_LATENCY_MS`, \
 `BENCH_LATENCY_SIZES`, `BENCH_LATENCY_RUNS`, `BENCH_LATENCY_GO_RUNS`, `BENCH_TIMEOUT`, \
-`BENCH_LATENCY_TIMEOUT`, `BENCH_DIR`; `BENCH_REPORT_ONLY=1 make bench` rewrites this report from the last run's results.
+`BENCH_LATENCY_TIMEOUT`, `BENCH_DIR`; for the write suite `BENCH_WRITE_SIZES` (default `200` when \
+200 is among the sizes), `BENCH_WRITE_RUNS`, `BENCH_WRITE_SECS`, `BENCH_WRITE_LOAD_SECS`, \
+`BENCH_WRITE_SAMPLES`, `BENCH_WRITE_TIMEOUT`; `BENCH_SUITES` (`read`, `write`, default both: a \
+suite left out keeps its figures from the last run); `BENCH_REPORT_ONLY=1 make bench` rewrites \
+this report from the last run's results.
 ";

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! bench-runner '<RunSpec as JSON>'
+//! bench-runner --write '<WriteSpec as JSON>'
 //! ```
 //!
 //! VFS targets read their replica from `LITESTREAM_REPLICA_URL` and the credentials from
@@ -17,17 +18,38 @@ use bench::spec::{
     ENTRY_POINT, RESULT_MARKER, SQL_CONSECUTIVE, SQL_COUNT, SQL_POINT, SQL_RANGE, SQL_SCAN_DOCS,
     SQL_SCHEMA, SQL_TAIL_DOCS, VFS_URI,
 };
+use bench::write::{WriteOutput, WriteSpec};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 use testkit::RequestStats;
 
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some("--write") {
+        write_main();
+    }
     let mut out = RunnerOutput::default();
     let result = std::env::args()
         .nth(1)
         .context("usage: bench-runner '<RunSpec JSON>'")
         .and_then(|arg| serde_json::from_str::<RunSpec>(&arg).context("parse the run spec"))
         .and_then(|spec| run(&spec, &mut out));
+    if let Err(e) = result {
+        out.error = Some(format!("{e:#}"));
+    }
+    out.vmhwm_kb = vmhwm_kb();
+    let json = serde_json::to_string(&out).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+    println!("{RESULT_MARKER}{json}");
+    std::process::exit(if out.error.is_some() { 1 } else { 0 });
+}
+
+/// `bench-runner --write '<WriteSpec JSON>'`: one write run ([`bench::write_runner`]).
+fn write_main() -> ! {
+    let mut out = WriteOutput::default();
+    let result = std::env::args()
+        .nth(2)
+        .context("usage: bench-runner --write '<WriteSpec JSON>'")
+        .and_then(|arg| serde_json::from_str::<WriteSpec>(&arg).context("parse the write spec"))
+        .and_then(|spec| bench::write_runner::run(&spec, &mut out));
     if let Err(e) = result {
         out.error = Some(format!("{e:#}"));
     }
