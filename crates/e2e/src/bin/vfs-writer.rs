@@ -3,7 +3,7 @@
 //! with SIGKILL knows exactly which commits returned.
 //!
 //! - `vfs-writer stream URL BUFFER FIRST COUNT SYNC_INTERVAL TAG`: one autocommit INSERT per id
-//!   from FIRST; prints `ack ID` after each COMMIT returned, `err ID CODE MESSAGE` on failure
+//!   from FIRST into `t(id, tag, v)` (indexed on `(tag, id)`); prints `ack ID` after each COMMIT returned, `err ID CODE MESSAGE` on failure
 //!   (and goes on, up to 20 failures in a row), `closed` after a clean close.
 //! - `vfs-writer dump URL BUFFER`: opens in write mode (recovering the buffer), prints
 //!   `id ID TAG` for every row, then `closed` once the close has uploaded.
@@ -38,7 +38,8 @@ fn main() -> Result<()> {
                 }
             };
             conn.execute_batch(
-                "CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, tag TEXT NOT NULL, v BLOB NOT NULL)",
+                "CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, tag TEXT NOT NULL, v BLOB NOT NULL);
+                 CREATE INDEX IF NOT EXISTS t_tag ON t(tag, id);",
             )
             .context("create table")?;
             let mut failures = 0;
