@@ -1,13 +1,15 @@
 //! CRC-64/GO-ISO checksums: page, database and file checksums.
 
-use crc::{Crc, Digest, CRC_64_GO_ISO};
+use crc::{Crc, Digest, Table, CRC_64_GO_ISO};
 
 /// ORed into every stored page, database and file checksum so a real checksum is never 0;
 /// 0 is reserved for "not tracked".
 pub const CHECKSUM_FLAG: u64 = 1 << 63;
 
 // Go's `crc64.MakeTable(crc64.ISO)`; a `static` so digests can borrow it for `'static`.
-static CRC64: Crc<u64> = Crc::<u64>::new(&CRC_64_GO_ISO);
+// Slice-by-16 tables: the default byte-at-a-time table made the write buffer's CRC of each
+// commit record half of a `synchronous=OFF` commit's CPU time (measured with perf).
+static CRC64: Crc<u64, Table<16>> = Crc::<u64, Table<16>>::new(&CRC_64_GO_ISO);
 
 /// Plain CRC-64/GO-ISO of `data` (no flag bit). Check value for `"123456789"` is
 /// `0xB90956C775A41001`.
@@ -78,7 +80,7 @@ impl Default for DatabaseChecksum {
 /// bytes are never hashed, which is why compressor output need not be canonical.
 #[derive(Clone)]
 pub struct FileHasher {
-    digest: Digest<'static, u64>,
+    digest: Digest<'static, u64, Table<16>>,
 }
 
 impl FileHasher {

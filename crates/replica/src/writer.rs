@@ -450,24 +450,28 @@ impl Writer {
         let weak = Arc::downgrade(r);
         runtime::handle().spawn(async move {
             let mut backoff = Duration::ZERO;
+            let mut last = Instant::now();
             loop {
                 let (interval, wake) = {
                     let Some(r) = weak.upgrade() else { return };
                     let Some(w) = r.writer() else { return };
                     (w.opts.sync_interval, w.clone())
                 };
-                let pause = if interval.is_zero() {
+                let interval = if interval.is_zero() {
                     Duration::from_secs(1)
                 } else {
                     interval
-                }
-                .max(backoff);
+                };
+                // Counted from the start of the last upload, not its end, so that under load
+                // there is an upload in every interval rather than one per interval + upload.
+                let pause = interval.saturating_sub(last.elapsed()).max(backoff);
                 tokio::select! {
                     () = tokio::time::sleep(pause) => {}
                     () = wake.wake.notified() => {}
                 }
                 let Some(r) = weak.upgrade() else { return };
                 let Some(w) = r.writer() else { return };
+                last = Instant::now();
                 match w.upload(&r).await {
                     Ok(_) => backoff = Duration::ZERO,
                     Err(Error::Conflict(_)) => return,
