@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
+use testkit::fault::{FaultConfig, FaultProxy};
 use testkit::golitestream::{go_vfs_so, run_bounded, sanitize_env, ReplicaTarget};
 use testkit::{RequestStats, S3Server};
 
@@ -530,8 +531,27 @@ fn run_pass(
     records: &mut Vec<RunRecord>,
 ) -> Result<PassInfo> {
     let started = Instant::now();
-    server.set_latency(Duration::from_millis(latency_ms));
-    let replica = ReplicaTarget::s3(server, BUCKET, REPLICA_PATH);
+    // Latency comes from the fault layer the reliability tests use, in front of the server:
+    // the runners talk to the proxy, the counters are still read from the server.
+    let proxy = match latency_ms {
+        0 => None,
+        ms => {
+            let p = FaultProxy::start(server.addr())?;
+            p.set_faults(FaultConfig {
+                latency: Duration::from_millis(ms),
+                ..FaultConfig::none()
+            });
+            Some(p)
+        }
+    };
+    let replica = match &proxy {
+        Some(p) => ReplicaTarget::S3 {
+            endpoint: p.endpoint(),
+            bucket: BUCKET.to_string(),
+            path: REPLICA_PATH.to_string(),
+        },
+        None => ReplicaTarget::s3(server, BUCKET, REPLICA_PATH),
+    };
     let (runs, timeout_secs) = if latency_ms == 0 {
         ([config.runs, config.runs, config.runs], config.timeout_secs)
     } else {

@@ -1453,7 +1453,9 @@ server sent during the measured section (open and index reads included).
 - **Answers:** every measured section returns a row count and a checksum of every value; they \
 must equal local SQLite's (for time travel, what the primary held at the target time, then at \
 the end).
-- **Latency pass:** the same workloads with the S3 server sleeping before every response. Fewer \
+- **Latency pass:** the same workloads through testkit's fault-injecting proxy (`FaultProxy`, \
+the layer the fault tests use), configured to add the latency before every response and no \
+fault. Fewer \
 runs (see the settings), local SQLite is not rerun, hydration is not run, and runs are killed \
 after `BENCH_LATENCY_TIMEOUT` seconds (a killed target and workload is not run again): 1000 cold \
 point lookups cost ~1000 GETs one after another in both VFS (SQLite asks for one page at a time), \
