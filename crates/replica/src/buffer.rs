@@ -28,8 +28,6 @@ use crate::error::{Error, Result};
 const MAGIC: &[u8; 8] = b"LSWBUF01";
 const KIND_COMMIT: u8 = 1;
 const KIND_INTENT: u8 = 2;
-/// kind + length before a body, CRC after it.
-const RECORD_OVERHEAD: u64 = 1 + 4 + 8;
 
 /// One committed transaction.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -137,9 +135,10 @@ impl<'a> Reader<'a> {
 }
 
 impl Buffer {
-    /// Opens (creating) and locks the buffer at `path` for the replica `url`. Returns it with
-    /// every complete record and the byte range it occupies; a torn tail is cut off.
-    pub(crate) fn open(path: &Path, url: &str) -> Result<(Buffer, Vec<Located>)> {
+    /// Opens (creating, based on `new_base`) and locks the buffer at `path` for the replica
+    /// `url`. Returns it with every complete record and the byte range it occupies; a torn tail
+    /// is cut off.
+    pub(crate) fn open(path: &Path, url: &str, new_base: u64) -> Result<(Buffer, Vec<Located>)> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .map_err(|e| err(path, format!("cannot create its directory: {e}")))?;
@@ -164,7 +163,7 @@ impl Buffer {
             url: url.to_string(),
         };
         if len == 0 {
-            buf.rewrite(0, &[])?;
+            buf.rewrite(new_base, &[])?;
             return Ok((buf, Vec::new()));
         }
         let mut bytes = vec![0u8; len as usize];
@@ -199,6 +198,11 @@ impl Buffer {
     /// Where the next record goes.
     pub(crate) fn end(&self) -> u64 {
         self.end
+    }
+
+    /// Where the records start.
+    pub(crate) fn header_len(&self) -> u64 {
+        header_bytes(self.base_txid, &self.url).len() as u64
     }
 
     /// Appends `rec`; with `sync`, returns only once it is on disk. Returns where it ends. On
@@ -288,10 +292,12 @@ fn parse_header(bytes: &[u8]) -> Option<(u64, String, usize)> {
 }
 
 fn encode_record(rec: &Record) -> Vec<u8> {
-    let mut body = Vec::new();
+    // Kind and length first, the length patched in once the body is written: one buffer, one
+    // copy of the pages.
+    let mut body = vec![0u8; 5];
     let kind = match rec {
         Record::Commit(c) => {
-            body.reserve(28 + c.pages.len() * (4 + c.page_size as usize));
+            body.reserve(28 + c.pages.len() * (4 + c.page_size as usize) + 8);
             body.extend_from_slice(&c.seq.to_be_bytes());
             body.extend_from_slice(&c.commit.to_be_bytes());
             body.extend_from_slice(&c.page_size.to_be_bytes());
@@ -310,10 +316,10 @@ fn encode_record(rec: &Record) -> Vec<u8> {
             KIND_INTENT
         }
     };
-    let mut out = Vec::with_capacity(body.len() + RECORD_OVERHEAD as usize);
-    out.push(kind);
-    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    out.extend_from_slice(&body);
+    let mut out = body;
+    out[0] = kind;
+    let len = (out.len() - 5) as u32;
+    out[1..5].copy_from_slice(&len.to_be_bytes());
     let crc = ltx::crc64(&out);
     out.extend_from_slice(&crc.to_be_bytes());
     out
@@ -382,7 +388,7 @@ mod tests {
     fn records_survive_reopen_and_a_torn_tail_is_dropped() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("b").join("app.buf");
-        let (mut b, recs) = Buffer::open(&path, "s3://x/y").unwrap();
+        let (mut b, recs) = Buffer::open(&path, "s3://x/y", 0).unwrap();
         assert!(recs.is_empty());
         let e1 = b.append(&commit(1, &[1, 2]), true).unwrap();
         let intent = Record::Intent(Intent {
@@ -398,7 +404,7 @@ mod tests {
         let f = OpenOptions::new().write(true).open(&path).unwrap();
         f.set_len(len - 1).unwrap();
         drop(f);
-        let (b, recs) = Buffer::open(&path, "s3://x/y").unwrap();
+        let (b, recs) = Buffer::open(&path, "s3://x/y", 0).unwrap();
         let ends: Vec<u64> = recs.iter().map(|(r, _)| r.end).collect();
         assert_eq!(ends, vec![e1, e2]);
         assert_eq!(recs[1].0.start, e1);
@@ -412,8 +418,8 @@ mod tests {
     fn a_second_opener_is_refused_while_the_first_holds_it() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("app.buf");
-        let (_b, _) = Buffer::open(&path, "u").unwrap();
-        let e = Buffer::open(&path, "u").unwrap_err();
+        let (_b, _) = Buffer::open(&path, "u", 0).unwrap();
+        let e = Buffer::open(&path, "u", 0).unwrap_err();
         assert!(matches!(e, Error::Conflict(_)), "{e}");
     }
 
@@ -421,16 +427,16 @@ mod tests {
     fn rebase_keeps_the_tail_and_the_lock() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("app.buf");
-        let (mut b, _) = Buffer::open(&path, "u").unwrap();
+        let (mut b, _) = Buffer::open(&path, "u", 0).unwrap();
         let e1 = b.append(&commit(1, &[1]), true).unwrap();
         b.append(&commit(2, &[2]), true).unwrap();
         b.rebase(42, e1).unwrap();
         assert!(
-            Buffer::open(&path, "u").is_err(),
+            Buffer::open(&path, "u", 0).is_err(),
             "still locked after the rename"
         );
         drop(b);
-        let (b, recs) = Buffer::open(&path, "u").unwrap();
+        let (b, recs) = Buffer::open(&path, "u", 0).unwrap();
         assert_eq!(b.base_txid, 42);
         assert_eq!(recs.len(), 1);
         assert_eq!(recs[0].1, commit(2, &[2]));
@@ -442,14 +448,14 @@ mod tests {
     fn a_flipped_bit_ends_the_log_there() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("app.buf");
-        let (mut b, _) = Buffer::open(&path, "u").unwrap();
+        let (mut b, _) = Buffer::open(&path, "u", 0).unwrap();
         let e1 = b.append(&commit(1, &[1]), true).unwrap();
         b.append(&commit(2, &[2]), true).unwrap();
         drop(b);
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[e1 as usize + 40] ^= 1;
         std::fs::write(&path, &bytes).unwrap();
-        let (_, recs) = Buffer::open(&path, "u").unwrap();
+        let (_, recs) = Buffer::open(&path, "u", 0).unwrap();
         assert_eq!(recs.len(), 1);
     }
 }

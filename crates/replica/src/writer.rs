@@ -130,7 +130,7 @@ impl Writer {
         base: Version,
         r: &Replica,
     ) -> Result<Writer> {
-        let (buffer, records) = Buffer::open(&opts.buffer_path, replica_url)?;
+        let (buffer, records) = Buffer::open(&opts.buffer_path, replica_url, base.txid())?;
         let mut base_txid = buffer.base_txid;
         let mut commits: Vec<(std::ops::Range<u64>, Commit)> = Vec::new();
         let mut intent: Option<Intent> = None;
@@ -153,8 +153,16 @@ impl Writer {
         };
         if commits.is_empty() {
             let mut buffer = buffer;
-            let end = buffer.end();
-            buffer.rebase(remote_txid, end)?;
+            // Rewritten only when it says something else: each rewrite costs two fsyncs and a
+            // rename, which an open pays.
+            if buffer.base_txid != remote_txid
+                || buffer.url != replica_url
+                || buffer.end() > buffer.header_len()
+            {
+                buffer.url = replica_url.to_string();
+                let end = buffer.end();
+                buffer.rebase(remote_txid, end)?;
+            }
             return Ok(Writer::new(opts, buffer, base, Vec::new()));
         }
         if buffer.url != replica_url {

@@ -111,6 +111,12 @@ impl LitestreamVfs {
     }
 }
 
+/// Main journals live in memory (`Handle::Mem`) and die with their handle: SQLite's checks
+/// for a hot one and its deletion after each commit need no system call.
+fn is_main_journal(path: &str) -> bool {
+    path.ends_with("-journal")
+}
+
 fn fallback_config() -> Config {
     Config::resolve(&|_| None, &|_| None).unwrap_or_else(|_| unreachable!("defaults always parse"))
 }
@@ -136,12 +142,11 @@ impl Vfs for LitestreamVfs {
     }
 
     fn delete(&self, path: &str) -> VfsResult<()> {
+        if is_main_journal(path) {
+            return Ok(());
+        }
         guarded("delete", || match std::fs::remove_file(local_path(path)?) {
             Ok(()) => Ok(()),
-            // Main journals live in memory (`Handle::Mem`) and are gone with their handle.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && path.ends_with("-journal") => {
-                Ok(())
-            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 Err(vars::SQLITE_IOERR_DELETE_NOENT)
             }
@@ -150,6 +155,9 @@ impl Vfs for LitestreamVfs {
     }
 
     fn access(&self, path: &str, _flags: AccessFlags) -> VfsResult<bool> {
+        if is_main_journal(path) {
+            return Ok(false);
+        }
         guarded("access", || Ok(local_path(path)?.exists()))
     }
 
