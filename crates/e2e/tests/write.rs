@@ -56,6 +56,19 @@ fn go_restore(target: &ReplicaTarget, dir: &Path, name: &str) -> Result<Connecti
     Ok(Connection::open(&out)?)
 }
 
+/// A fresh S3 server on 127.0.0.1 with a bucket, and the replica `path` in it: the
+/// temporary directory (the server's files are under `<dir>/s3`), the server's root, the server
+/// and the target.
+fn s3_replica(path: &str) -> Result<(tempfile::TempDir, PathBuf, S3Server, ReplicaTarget)> {
+    let dir = tempfile::tempdir()?;
+    let s3_root = dir.path().join("s3");
+    std::fs::create_dir_all(&s3_root)?;
+    let server = S3Server::start(&s3_root)?;
+    server.create_bucket("bucket")?;
+    let target = ReplicaTarget::s3(&server, "bucket", path);
+    Ok((dir, s3_root, server, target))
+}
+
 /// The same workload, statement by statement, on our VFS and on a plain local database:
 /// schema changes, small and large transactions, rollbacks, a truncating VACUUM.
 const WORKLOAD: &[&str] = &[
@@ -79,12 +92,7 @@ const WORKLOAD: &[&str] = &[
 #[test]
 fn writes_restore_with_go_identically() -> Result<()> {
     load_extension()?;
-    let dir = tempfile::tempdir()?;
-    let s3_root = dir.path().join("s3");
-    std::fs::create_dir_all(&s3_root)?;
-    let server = S3Server::start(&s3_root)?;
-    server.create_bucket("bucket")?;
-    let target = ReplicaTarget::s3(&server, "bucket", "db/new");
+    let (dir, _s3_root, _server, target) = s3_replica("db/new")?;
     let url = target.url();
     let buffer = dir.path().join("app.buffer");
     let extra = format!(
@@ -134,12 +142,7 @@ fn writes_restore_with_go_identically() -> Result<()> {
 #[test]
 fn writes_on_top_of_a_replica_made_by_go() -> Result<()> {
     load_extension()?;
-    let dir = tempfile::tempdir()?;
-    let s3_root = dir.path().join("s3");
-    std::fs::create_dir_all(&s3_root)?;
-    let server = S3Server::start(&s3_root)?;
-    server.create_bucket("bucket")?;
-    let target = ReplicaTarget::s3(&server, "bucket", "db/go");
+    let (dir, _s3_root, _server, target) = s3_replica("db/go")?;
     let primary = PrimaryDb::create(&dir.path().join("primary.db"))?;
     primary.exec(
         "CREATE TABLE items(id INTEGER PRIMARY KEY, name TEXT NOT NULL, n INTEGER);
@@ -302,12 +305,7 @@ fn kill_9_never_loses_an_acknowledged_commit() -> Result<()> {
     );
     println!("crash: seed={seed} trials={trials} (LITESTREAM_CRASH_SEED replays)");
     let mut rng = Lcg(seed);
-    let dir = tempfile::tempdir()?;
-    let s3_root = dir.path().join("s3");
-    std::fs::create_dir_all(&s3_root)?;
-    let server = S3Server::start(&s3_root)?;
-    server.create_bucket("bucket")?;
-    let target = ReplicaTarget::s3(&server, "bucket", "db/crash");
+    let (dir, _s3_root, _server, target) = s3_replica("db/crash")?;
     let url = target.url();
     let buffer = dir.path().join("writer.buffer");
     let mut all_acked = BTreeSet::new();
@@ -409,12 +407,7 @@ fn objects_under(root: &Path) -> Result<usize> {
 fn two_writers_race_and_nothing_is_overwritten() -> Result<()> {
     load_extension()?;
     let rounds = env_u64("LITESTREAM_RACE_ROUNDS", 3);
-    let dir = tempfile::tempdir()?;
-    let s3_root = dir.path().join("s3");
-    std::fs::create_dir_all(&s3_root)?;
-    let server = S3Server::start(&s3_root)?;
-    server.create_bucket("bucket")?;
-    let target = ReplicaTarget::s3(&server, "bucket", "db/race");
+    let (dir, s3_root, server, target) = s3_replica("db/race")?;
     let url = target.url();
     let mut expected: BTreeMap<i64, String> = BTreeMap::new();
     let mut conflicts = 0;
@@ -542,12 +535,7 @@ fn go_vfs_shell(target: &ReplicaTarget, dir: &Path, script: &str) -> Result<Stri
 #[test]
 fn the_writer_compacts_and_the_replica_stays_readable() -> Result<()> {
     load_extension()?;
-    let dir = tempfile::tempdir()?;
-    let s3_root = dir.path().join("s3");
-    std::fs::create_dir_all(&s3_root)?;
-    let server = S3Server::start(&s3_root)?;
-    server.create_bucket("bucket")?;
-    let target = ReplicaTarget::s3(&server, "bucket", "db/compacted");
+    let (dir, s3_root, _server, target) = s3_replica("db/compacted")?;
     let url = target.url();
     let extra = format!(
         "&sync_interval=100ms&compaction_levels={}&snapshot_interval=3s&l0_retention=1s&buffer_path={}",
@@ -637,12 +625,7 @@ fn our_writer_under_faults_loses_nothing_and_readers_see_whole_states() -> Resul
         0x5eed_0000 + std::process::id() as u64,
     );
     println!("writer chaos: seed={seed} seconds={seconds}");
-    let dir = tempfile::tempdir()?;
-    let s3_root = dir.path().join("s3");
-    std::fs::create_dir_all(&s3_root)?;
-    let server = S3Server::start(&s3_root)?;
-    server.create_bucket("bucket")?;
-    let target = ReplicaTarget::s3(&server, "bucket", "db/chaos");
+    let (dir, _s3_root, server, target) = s3_replica("db/chaos")?;
     let proxy = FaultProxy::start(server.addr())?;
     let url = target.url().replace(&server.endpoint(), &proxy.endpoint());
     let buffer = dir.path().join("writer.buffer");

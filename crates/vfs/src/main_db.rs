@@ -229,17 +229,7 @@ impl MainDb {
         if !self.writable() {
             return Err(vars::SQLITE_READONLY);
         }
-        let v = self.version()?;
-        let d = self.dirty.get_or_insert_with(|| Dirty {
-            pages: BTreeMap::new(),
-            size: v.commit(),
-            low: v.commit(),
-            page_size: if v.commit() == 0 {
-                data.len() as u32
-            } else {
-                v.page_size()
-            },
-        });
+        let d = self.dirty()?;
         if d.size == 0 && d.pages.is_empty() && offset == 0 {
             d.page_size = data.len() as u32;
         }
@@ -264,18 +254,23 @@ impl MainDb {
         if !self.writable() {
             return Err(vars::SQLITE_READONLY);
         }
-        let v = self.version()?;
-        let d = self.dirty.get_or_insert_with(|| Dirty {
-            pages: BTreeMap::new(),
-            size: v.commit(),
-            low: v.commit(),
-            page_size: v.page_size(),
-        });
+        let d = self.dirty()?;
         let pages = (size / d.page_size.max(1) as usize) as u32;
         d.pages.retain(|p, _| *p <= pages);
         d.size = pages;
         d.low = d.low.min(pages);
         Ok(())
+    }
+
+    /// The transaction's pages, started on the state this lock reads.
+    fn dirty(&mut self) -> VfsResult<&mut Dirty> {
+        let v = self.version()?;
+        Ok(self.dirty.get_or_insert_with(|| Dirty {
+            pages: BTreeMap::new(),
+            size: v.commit(),
+            low: v.commit(),
+            page_size: v.page_size(),
+        }))
     }
 
     /// SQLite wants the file durable: record the transaction, fsynced.
