@@ -13,6 +13,22 @@ pub const RESULT_MARKER: &str = "BENCH-RESULT ";
 /// Entry point of both extensions.
 pub const ENTRY_POINT: &str = "sqlite3_litestreamvfs_init";
 
+/// Loads the extension at `so` on a connection of its own (keep it open as long as the
+/// databases that use it) and returns it with the time the load took, in milliseconds.
+pub fn load_extension(so: &std::path::Path) -> anyhow::Result<(rusqlite::Connection, f64)> {
+    use anyhow::Context;
+    let t = std::time::Instant::now();
+    let loader = rusqlite::Connection::open_in_memory().context("open :memory:")?;
+    // SAFETY: the two extensions under test; nothing else runs while loading is on.
+    unsafe {
+        let _guard = rusqlite::LoadExtensionGuard::new(&loader)?;
+        loader
+            .load_extension(so, Some(ENTRY_POINT))
+            .with_context(|| format!("load {}", so.display()))?;
+    }
+    Ok((loader, t.elapsed().as_secs_f64() * 1000.0))
+}
+
 /// The database name opened through the VFS (the replica comes from the environment).
 pub const VFS_URI: &str = "file:app.db?vfs=litestream";
 

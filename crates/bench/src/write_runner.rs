@@ -10,7 +10,7 @@ use rusqlite::{Connection, OpenFlags, Statement};
 use testkit::RequestStats;
 
 use crate::gen::{category, item_row, CATEGORIES};
-use crate::spec::{stats_delta, Rng, Target, ENTRY_POINT, VFS_URI};
+use crate::spec::{stats_delta, Rng, Target, VFS_URI};
 use crate::write::{
     WriteDb, WriteOutput, WriteSpec, WriteWorkload, BATCH_ROWS, SQL_INSERT, SQL_SCHEMA_NEW,
     VISIBLE_TIMEOUT_INTERVALS,
@@ -27,16 +27,8 @@ fn load(spec: &WriteSpec, out: &mut WriteOutput) -> Result<Option<Connection>> {
         return Ok(None);
     }
     let so = spec.extension.as_ref().context("no extension path")?;
-    let t = Instant::now();
-    let loader = Connection::open_in_memory().context("open :memory:")?;
-    // SAFETY: the two extensions under test; nothing else runs while loading is on.
-    unsafe {
-        let _guard = rusqlite::LoadExtensionGuard::new(&loader)?;
-        loader
-            .load_extension(so, Some(ENTRY_POINT))
-            .with_context(|| format!("load {}", so.display()))?;
-    }
-    out.load_ms = Some(ms(t));
+    let (loader, load_ms) = crate::spec::load_extension(so)?;
+    out.load_ms = Some(load_ms);
     Ok(Some(loader))
 }
 

@@ -15,48 +15,56 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use bench::spec::{
     lookup_ids, stats_delta, Answer, Measure, Metric, RunSpec, RunnerOutput, Target, Workload,
-    ENTRY_POINT, RESULT_MARKER, SQL_CONSECUTIVE, SQL_COUNT, SQL_POINT, SQL_RANGE, SQL_SCAN_DOCS,
-    SQL_SCHEMA, SQL_TAIL_DOCS, VFS_URI,
+    RESULT_MARKER, SQL_CONSECUTIVE, SQL_COUNT, SQL_POINT, SQL_RANGE, SQL_SCAN_DOCS, SQL_SCHEMA,
+    SQL_TAIL_DOCS, VFS_URI,
 };
-use bench::write::{WriteOutput, WriteSpec};
+use bench::write::WriteOutput;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 use testkit::RequestStats;
 
 fn main() {
     if std::env::args().nth(1).as_deref() == Some("--write") {
-        write_main();
+        serve(
+            2,
+            "usage: bench-runner --write '<WriteSpec JSON>'",
+            bench::write_runner::run,
+            |out: &mut WriteOutput, error| {
+                out.error = error;
+                out.vmhwm_kb = vmhwm_kb();
+            },
+        );
     }
-    let mut out = RunnerOutput::default();
-    let result = std::env::args()
-        .nth(1)
-        .context("usage: bench-runner '<RunSpec JSON>'")
-        .and_then(|arg| serde_json::from_str::<RunSpec>(&arg).context("parse the run spec"))
-        .and_then(|spec| run(&spec, &mut out));
-    if let Err(e) = result {
-        out.error = Some(format!("{e:#}"));
-    }
-    out.vmhwm_kb = vmhwm_kb();
-    let json = serde_json::to_string(&out).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
-    println!("{RESULT_MARKER}{json}");
-    std::process::exit(if out.error.is_some() { 1 } else { 0 });
+    serve(
+        1,
+        "usage: bench-runner '<RunSpec JSON>'",
+        run,
+        |out: &mut RunnerOutput, error| {
+            out.error = error;
+            out.vmhwm_kb = vmhwm_kb();
+        },
+    );
 }
 
-/// `bench-runner --write '<WriteSpec JSON>'`: one write run ([`bench::write_runner`]).
-fn write_main() -> ! {
-    let mut out = WriteOutput::default();
+/// Runs the spec given as JSON in argument `arg`, prints the result line and exits (1 if the
+/// run failed). `seal` records the error, if any, and the peak memory in the output.
+fn serve<S: serde::de::DeserializeOwned, O: serde::Serialize + Default>(
+    arg: usize,
+    usage: &str,
+    run: impl FnOnce(&S, &mut O) -> Result<()>,
+    seal: impl FnOnce(&mut O, Option<String>),
+) -> ! {
+    let mut out = O::default();
     let result = std::env::args()
-        .nth(2)
-        .context("usage: bench-runner --write '<WriteSpec JSON>'")
-        .and_then(|arg| serde_json::from_str::<WriteSpec>(&arg).context("parse the write spec"))
-        .and_then(|spec| bench::write_runner::run(&spec, &mut out));
-    if let Err(e) = result {
-        out.error = Some(format!("{e:#}"));
-    }
-    out.vmhwm_kb = vmhwm_kb();
+        .nth(arg)
+        .context(usage.to_string())
+        .and_then(|a| serde_json::from_str::<S>(&a).context("parse the spec"))
+        .and_then(|spec| run(&spec, &mut out));
+    let failed = result.is_err();
+    seal(&mut out, result.err().map(|e| format!("{e:#}")));
     let json = serde_json::to_string(&out).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
     println!("{RESULT_MARKER}{json}");
-    std::process::exit(if out.error.is_some() { 1 } else { 0 });
+    std::process::exit(i32::from(failed));
 }
 
 /// Peak resident set size of this process, KiB (`VmHWM` of /proc/self/status).
@@ -130,16 +138,8 @@ fn open(spec: &RunSpec, out: &mut RunnerOutput) -> Result<Opened> {
     match spec.target {
         Target::Ours | Target::Go => {
             let so = spec.extension.as_ref().context("no extension path")?;
-            let t = Instant::now();
-            let loader = Connection::open_in_memory().context("open :memory:")?;
-            // SAFETY: the two extensions under test; nothing else runs while loading is on.
-            unsafe {
-                let _guard = rusqlite::LoadExtensionGuard::new(&loader)?;
-                loader
-                    .load_extension(so, Some(ENTRY_POINT))
-                    .with_context(|| format!("load {}", so.display()))?;
-            }
-            out.load_ms = Some(ms(t));
+            let (loader, load_ms) = bench::spec::load_extension(so)?;
+            out.load_ms = Some(load_ms);
             let t = Instant::now();
             let conn = Connection::open_with_flags(
                 VFS_URI,
