@@ -237,6 +237,21 @@ impl Writer {
         Ok(self.drain())
     }
 
+    /// Waits until it has acknowledged a commit.
+    fn wait_for_ack(&mut self, limit: Duration) -> Result<()> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if self.drain().iter().any(|l| l.starts_with("ack ")) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        bail!(
+            "no commit acknowledged within {limit:?}: {:?}",
+            self.drain()
+        )
+    }
+
     fn kill(mut self) -> Result<Vec<String>> {
         self.child.kill()?; // SIGKILL
         self.child.wait()?;
@@ -642,8 +657,7 @@ fn our_writer_under_faults_loses_nothing_and_readers_see_whole_states() -> Resul
     ])?
     .finish(Duration::from_secs(60))?;
     anyhow::ensure!(acked(&init).len() == 1, "initial commit: {init:?}");
-    proxy.set_faults(FaultConfig::chaos(seed, 0.05));
-    let writer = Writer::spawn(&[
+    let mut writer = Writer::spawn(&[
         "stream",
         &url,
         &buffer.display().to_string(),
@@ -652,6 +666,12 @@ fn our_writer_under_faults_loses_nothing_and_readers_see_whole_states() -> Resul
         "100ms",
         "w",
     ])?;
+    // Faults start once the writer has opened: write mode assumes that a listing is not stale
+    // (S3, GCS, Azure and local files list consistently), and the proxy's stale LISTs would make
+    // it start from an old state. (It would then be fenced at its first upload, keeping its
+    // commits; docs/write-mode.md says so.)
+    writer.wait_for_ack(Duration::from_secs(30))?;
+    proxy.set_faults(FaultConfig::chaos(seed, 0.05));
 
     // Readers: (count, max id, count through the index), or an allowed error.
     let stop = Arc::new(AtomicBool::new(false));
