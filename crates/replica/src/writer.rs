@@ -176,13 +176,8 @@ impl Writer {
         // A crash between the PUT and the buffer rewrite: the file of that TXID is ours exactly
         // when its checksum is the one the intent recorded.
         if let Some(i) = intent.filter(|i| remote_txid >= i.txid) {
-            let key = r.layout().file_key(&r.remote().root, 0, i.txid, i.txid);
-            match r.remote().get_suffix(&key, 8).await {
-                Ok(tail)
-                    if tail.len() == 8
-                        && u64::from_be_bytes(tail[..].try_into().unwrap_or_default())
-                            == i.checksum =>
-                {
+            match remote_checksum(r, i.txid).await {
+                Ok(Some(theirs)) if theirs == i.checksum => {
                     tracing::info!(
                         txid = format!("{:016x}", i.txid),
                         "write buffer: the last upload before the crash had succeeded"
@@ -404,8 +399,7 @@ impl Writer {
             (intent, bytes)
         } else {
             // The key exists: our own earlier attempt whose response was lost, or a rival.
-            let tail = r.remote().get_suffix(&key, 8).await?;
-            let theirs = (tail.len() == 8).then(|| trailer_checksum(&tail));
+            let theirs = remote_checksum(r, txid).await?;
             let mine = self
                 .state
                 .lock()
@@ -541,6 +535,14 @@ impl Writer {
     pub(crate) fn nudge(&self) {
         self.wake.notify_one();
     }
+}
+
+/// The file checksum of the level-0 file of `txid` in the replica (its last 8 bytes), if the
+/// object is at least that long: what tells this writer's own uploads from another's.
+async fn remote_checksum(r: &Replica, txid: u64) -> Result<Option<u64>> {
+    let key = r.layout().file_key(&r.remote().root, 0, txid, txid);
+    let tail = r.remote().get_suffix(&key, 8).await?;
+    Ok((tail.len() == 8).then(|| trailer_checksum(&tail)))
 }
 
 fn trailer_checksum(bytes: &[u8]) -> u64 {
