@@ -3,7 +3,7 @@ CARGO   ?= cargo
 SO      := target/release/liblitestream_vfs.so
 export LITESTREAM_VFS_SO := $(CURDIR)/$(SO)
 
-.PHONY: setup build test demo bench fuzz fuzz-smoke lint fmt clean
+.PHONY: setup build dist test demo bench fuzz fuzz-smoke lint fmt clean
 
 setup:
 	@scripts/setup.sh
@@ -11,10 +11,16 @@ setup:
 build: setup
 	$(CARGO) build --release -p litestream-vfs
 
+# The packages: a wheel (import module `litestream_vfs`, the Go package's API) and an npm tarball
+# (`getLoadablePath()`), both bundling the release library, in dist/. See packaging/README.md.
+dist: build
+	@python3 scripts/dist.py
+
 # Unit, property, engine (file:// and a real S3 server on 127.0.0.1), golden sql-tests through
 # the sqlite3 shell, interop with the Go litestream 0.5.17 tools, fault injection, corruption,
-# security and the fuzz corpus replay (docs/reliability.md), then a one-minute fuzz run.
-test: build
+# security, the fuzz corpus replay (docs/reliability.md), the setup's decisions and the packages of
+# `make dist` installed with pip and npm, then a one-minute fuzz run.
+test: dist
 	$(CARGO) test --release --workspace --no-fail-fast
 	@$(MAKE) --no-print-directory fuzz-smoke
 
