@@ -87,6 +87,17 @@ pub enum Error {
         detail: String,
     },
 
+    /// A background task (poller, uploader, compactor, hydrator) failed repeatedly and was
+    /// stopped, so the state it keeps up to date cannot be trusted to move. Nothing is lost:
+    /// reopen the database (every connection of the process) to start it again.
+    #[error("the litestream {task} stopped after repeated failures ({cause}); close and reopen the database to restart it")]
+    TaskFailed {
+        /// Which task.
+        task: &'static str,
+        /// Its last failure.
+        cause: String,
+    },
+
     /// A time-travel target (time or TXID) cannot be reached with the files that exist.
     #[error("{0}")]
     TargetUnavailable(String),

@@ -17,6 +17,7 @@ pub mod remote;
 pub mod replica;
 pub mod runtime;
 pub mod stats;
+pub mod supervise;
 pub mod target;
 pub mod version;
 pub mod writer;
