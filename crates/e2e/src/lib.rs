@@ -167,6 +167,23 @@ pub fn shell(script: &str, env: &[(&str, &str)]) -> Result<String> {
     shell_status(script, env).map(|(out, _)| out)
 }
 
+/// Runs `sql` in a `sqlite3` shell process that opens `app.db` on `replica_url` in write mode
+/// with the write buffer `buffer` (uploaded when the shell exits); fails on any output.
+pub fn shell_write(replica_url: &str, buffer: &Path, sql: &str) -> Result<()> {
+    let out = shell(
+        &format!(
+            ".open file:app.db?vfs=litestream&write_enabled=true&replica_url={}&buffer_path={}\n{sql}\n",
+            uri_encode(replica_url),
+            uri_encode(&buffer.display().to_string())
+        ),
+        &[],
+    )?;
+    if !out.trim().is_empty() {
+        bail!("the sqlite3 shell said: {out}");
+    }
+    Ok(())
+}
+
 /// Like [`shell`], also returning whether the shell exited normally (`false`: killed by a
 /// signal, a crash of the host process).
 pub fn shell_status(script: &str, env: &[(&str, &str)]) -> Result<(String, bool)> {

@@ -48,17 +48,12 @@ SELECT count(*), sum(length(v)) FROM t;
 /// the shell closes it).
 fn small_replica(dir: &Path) -> Result<ReplicaTarget> {
     let target = ReplicaTarget::file(&dir.join("replica"))?;
-    let out = shell(
-        &format!(
-            ".open file:app.db?vfs=litestream&write_enabled=true&replica_url={}&buffer_path={}\n\
-             CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT NOT NULL);\n\
-             INSERT INTO t(v) SELECT hex(randomblob(50)) FROM generate_series(1, 200);\n",
-            uri_encode(&target.url()),
-            uri_encode(&dir.join("setup.buffer").display().to_string()),
-        ),
-        &[],
+    e2e::shell_write(
+        &target.url(),
+        &dir.join("setup.buffer"),
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT NOT NULL);\n\
+         INSERT INTO t(v) SELECT hex(randomblob(50)) FROM generate_series(1, 200);",
     )?;
-    ensure!(out.trim().is_empty(), "setup: {out}");
     Ok(target)
 }
 
