@@ -789,6 +789,15 @@ fn count(conn: &Connection) -> Result<i64> {
     Ok(conn.query_row("SELECT count(*) FROM t", [], |r| r.get(0))?)
 }
 
+fn assert_read_only(conn: &Connection, sql: &str) {
+    let err = conn.execute(sql, []).unwrap_err();
+    assert_eq!(
+        e2e::sqlite_code(&err),
+        Some(rusqlite::ErrorCode::ReadOnly),
+        "{sql}: {err}"
+    );
+}
+
 fn switch(conn: &Connection, on: u8) -> rusqlite::Result<String> {
     conn.query_row(
         &format!("PRAGMA litestream_write_enabled = {on}"),
@@ -818,12 +827,7 @@ fn write_mode_switches_on_an_open_connection() -> Result<()> {
     let conn = e2e::open_vfs_app("app.db", &url, &extra)?;
     let other = open_vfs("app.db", &url, &extra)?;
     assert_eq!(switch(&conn, 0)?, "0");
-    let err = conn.execute("INSERT INTO t VALUES (2)", []).unwrap_err();
-    assert_eq!(
-        e2e::sqlite_code(&err),
-        Some(rusqlite::ErrorCode::ReadOnly),
-        "{err}"
-    );
+    assert_read_only(&conn, "INSERT INTO t VALUES (2)");
 
     // Refused inside a transaction, while travelling in time, and while another process
     // holds the buffer; the connection stays a reader each time.
@@ -864,12 +868,7 @@ fn write_mode_switches_on_an_open_connection() -> Result<()> {
     // Off: what is pending is uploaded, the buffer is released (another process writes
     // through it), and the connection follows the replica again.
     assert_eq!(switch(&conn, 0)?, "0");
-    let err = conn.execute("INSERT INTO t VALUES (4)", []).unwrap_err();
-    assert_eq!(
-        e2e::sqlite_code(&err),
-        Some(rusqlite::ErrorCode::ReadOnly),
-        "{err}"
-    );
+    assert_read_only(&conn, "INSERT INTO t VALUES (4)");
     e2e::shell_write(&url, &buffer, "INSERT INTO t VALUES (10);")?;
     let deadline = Instant::now() + Duration::from_secs(30);
     while count(&conn)? != 4 {
