@@ -1,11 +1,13 @@
 //! Shared helpers of the end-to-end tests: find the built extension, open connections through
 //! it, percent-encode URI parameters.
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Once;
 
 use anyhow::{bail, Context, Result};
 use rusqlite::{Connection, OpenFlags};
+use testkit::golitestream::{restore, ReplicaTarget, RestoreOpts};
 
 /// The release build of the extension (`make build`), or `$LITESTREAM_VFS_SO`.
 pub fn extension_path() -> Result<PathBuf> {
@@ -61,30 +63,42 @@ pub fn uri_encode(v: &str) -> String {
 
 /// Opens `name` through the litestream VFS with `replica_url` and extra URI parameters.
 pub fn open_vfs(name: &str, replica_url: &str, extra: &str) -> rusqlite::Result<Connection> {
+    open_with(name, replica_url, extra, OpenFlags::SQLITE_OPEN_READ_ONLY)
+}
+
+/// Opens `name` through the litestream VFS in write mode (creating it if the replica is empty).
+pub fn open_vfs_rw(name: &str, replica_url: &str, extra: &str) -> rusqlite::Result<Connection> {
+    open_with(
+        name,
+        replica_url,
+        &format!("&write_enabled=true{extra}"),
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+    )
+}
+
+/// Opens `name` as applications open a database (read-write flags) without write mode: it
+/// reads until `PRAGMA litestream_write_enabled = 1`.
+pub fn open_vfs_app(name: &str, replica_url: &str, extra: &str) -> rusqlite::Result<Connection> {
+    open_with(
+        name,
+        replica_url,
+        extra,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+    )
+}
+
+fn open_with(
+    name: &str,
+    replica_url: &str,
+    extra: &str,
+    flags: OpenFlags,
+) -> rusqlite::Result<Connection> {
     load_extension().expect("extension loads");
     let uri = format!(
         "file:{name}?vfs=litestream&replica_url={}{extra}",
         uri_encode(replica_url)
     );
-    Connection::open_with_flags(
-        uri,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI,
-    )
-}
-
-/// Opens `name` through the litestream VFS in write mode (creating it if the replica is empty).
-pub fn open_vfs_rw(name: &str, replica_url: &str, extra: &str) -> rusqlite::Result<Connection> {
-    load_extension().expect("extension loads");
-    let uri = format!(
-        "file:{name}?vfs=litestream&write_enabled=true&replica_url={}{extra}",
-        uri_encode(replica_url)
-    );
-    Connection::open_with_flags(
-        uri,
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_URI,
-    )
+    Connection::open_with_flags(uri, flags | OpenFlags::SQLITE_OPEN_URI)
 }
 
 /// Every row of a query, each column rendered as text, for whole-table comparisons.
@@ -102,10 +116,72 @@ pub fn dump(conn: &Connection, sql: &str) -> rusqlite::Result<Vec<Vec<String>>> 
     rows.collect()
 }
 
+/// Every table's rows (and the schema), for comparing two databases.
+pub fn snapshot(conn: &Connection) -> Result<BTreeMap<String, Vec<Vec<String>>>> {
+    let mut out = BTreeMap::new();
+    out.insert(
+        "schema".into(),
+        dump(
+            conn,
+            "SELECT type, name, sql FROM sqlite_schema ORDER BY name",
+        )?,
+    );
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for t in tables {
+        let rows = dump(conn, &format!("SELECT * FROM \"{t}\" ORDER BY 1"))?;
+        out.insert(t, rows);
+    }
+    Ok(out)
+}
+
+/// `PRAGMA integrity_check`.
+pub fn integrity(conn: &Connection) -> Result<String> {
+    Ok(conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
+}
+
+/// Restores the newest state with the Go tools and opens it.
+pub fn go_restore(target: &ReplicaTarget, dir: &Path, name: &str) -> Result<Connection> {
+    let out = dir.join(name);
+    restore(target, &out, &RestoreOpts::default()).context("litestream restore")?;
+    Ok(Connection::open(&out)?)
+}
+
+/// Debian's Python in the venv `scripts/setup.sh` makes (`target/venv-debian`), with Django.
+pub fn venv_python() -> Result<PathBuf> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/venv-debian/bin/python");
+    if !p.exists() {
+        bail!(
+            "{} is missing: run scripts/setup.sh (make test does)",
+            p.display()
+        );
+    }
+    Ok(p)
+}
+
 /// Runs the `sqlite3` shell with the extension loaded, `script` on standard input and extra
 /// environment; returns what it printed, errors interleaved with results.
 pub fn shell(script: &str, env: &[(&str, &str)]) -> Result<String> {
     shell_status(script, env).map(|(out, _)| out)
+}
+
+/// Runs `sql` in a `sqlite3` shell process that opens `app.db` on `replica_url` in write mode
+/// with the write buffer `buffer` (uploaded when the shell exits); fails on any output.
+pub fn shell_write(replica_url: &str, buffer: &Path, sql: &str) -> Result<()> {
+    let out = shell(
+        &format!(
+            ".open file:app.db?vfs=litestream&write_enabled=true&replica_url={}&buffer_path={}\n{sql}\n",
+            uri_encode(replica_url),
+            uri_encode(&buffer.display().to_string())
+        ),
+        &[],
+    )?;
+    if !out.trim().is_empty() {
+        bail!("the sqlite3 shell said: {out}");
+    }
+    Ok(())
 }
 
 /// Like [`shell`], also returning whether the shell exited normally (`false`: killed by a

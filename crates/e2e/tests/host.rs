@@ -89,3 +89,65 @@ print(len(rows), conn.execute("SELECT count(*) FROM t").fetchone()[0], "|", err)
     assert!(stdout.contains("1 3000 | invalid value"), "{stdout}");
     Ok(())
 }
+
+#[test]
+fn python_keeps_other_databases_and_exports_with_the_backup_api() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let target = replica(dir.path())?;
+    // Every kind of database a process may open after loading the extension: plain files,
+    // in-memory ones, another VFS; then ours, and plain files again. The Go extension broke
+    // every open after it was loaded (litestream#1506).
+    let script = r#"
+import sqlite3, sys, os
+so, url, d = sys.argv[1], sys.argv[2], sys.argv[3]
+boot = sqlite3.connect(":memory:")
+boot.enable_load_extension(True)
+boot.load_extension(so)
+def plain(name, **kw):
+    c = sqlite3.connect(name, **kw)
+    c.execute("CREATE TABLE IF NOT EXISTS x(a)")
+    c.execute("INSERT INTO x VALUES (1)")
+    c.commit()
+    return c.execute("SELECT count(*) FROM x").fetchone()[0]
+print("file", plain(os.path.join(d, "plain.db")))
+print("memory", plain(":memory:"))
+print("other-vfs", plain("file:" + os.path.join(d, "dot.db") + "?vfs=unix-dotfile", uri=True))
+ours = sqlite3.connect("file:app.db?vfs=litestream&replica_url=" + url, uri=True)
+print("ours", ours.execute("SELECT count(*) FROM t").fetchone()[0])
+print("file-again", plain(os.path.join(d, "plain.db")))
+# The backup API exports the state the connection reads, into a plain file.
+dest = sqlite3.connect(os.path.join(d, "backup.db"))
+ours.backup(dest)
+dest.close()
+print("backup", sqlite3.connect(os.path.join(d, "backup.db")).execute("SELECT count(*), sum(length(body)) FROM t").fetchone())
+print("source", ours.execute("SELECT count(*), sum(length(body)) FROM t").fetchone())
+"#;
+    let out = Command::new("/usr/bin/python3")
+        .arg("-c")
+        .arg(script)
+        .arg(extension_path()?)
+        .arg(target.url())
+        .arg(dir.path())
+        .output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = |k: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{k} ")))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(line("file"), "1", "{stdout}");
+    assert_eq!(line("memory"), "1");
+    assert_eq!(line("other-vfs"), "1");
+    assert_eq!(line("ours"), "3000");
+    assert_eq!(line("file-again"), "2");
+    assert_eq!(line("backup"), line("source"));
+    assert!(line("backup").starts_with("(3000, "), "{stdout}");
+    Ok(())
+}

@@ -12,9 +12,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use e2e::{dump, load_extension, open_vfs, open_vfs_rw, uri_encode};
+use e2e::{
+    dump, go_restore, integrity, load_extension, open_vfs, open_vfs_rw, snapshot, uri_encode,
+};
 use rusqlite::Connection;
-use testkit::golitestream::{restore, ReplicaTarget, ReplicateOpts, Replicator, RestoreOpts};
+use testkit::golitestream::{ReplicaTarget, ReplicateOpts, Replicator};
 use testkit::{PrimaryDb, S3Server};
 
 fn env_u64(name: &str, default: u64) -> u64 {
@@ -22,38 +24,6 @@ fn env_u64(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(default)
-}
-
-/// Every table's rows (and the schema), for comparing two databases.
-fn snapshot(conn: &Connection) -> Result<BTreeMap<String, Vec<Vec<String>>>> {
-    let mut out = BTreeMap::new();
-    out.insert(
-        "schema".into(),
-        dump(
-            conn,
-            "SELECT type, name, sql FROM sqlite_schema ORDER BY name",
-        )?,
-    );
-    let tables: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")?
-        .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    for t in tables {
-        let rows = dump(conn, &format!("SELECT * FROM \"{t}\" ORDER BY 1"))?;
-        out.insert(t, rows);
-    }
-    Ok(out)
-}
-
-fn integrity(conn: &Connection) -> Result<String> {
-    Ok(conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
-}
-
-/// Restores the newest state with the Go tools and opens it.
-fn go_restore(target: &ReplicaTarget, dir: &Path, name: &str) -> Result<Connection> {
-    let out = dir.join(name);
-    restore(target, &out, &RestoreOpts::default()).context("litestream restore")?;
-    Ok(Connection::open(&out)?)
 }
 
 /// A fresh S3 server on 127.0.0.1 with a bucket, and the replica `path` in it: the
@@ -777,5 +747,150 @@ fn our_writer_under_faults_loses_nothing_and_readers_see_whole_states() -> Resul
     );
     assert!(seen.len() >= 50, "too few reads: {}", seen.len());
     assert!(faults.injected() > 0, "no fault was injected");
+    Ok(())
+}
+
+/// Runs a sqlite3 shell in write mode on `url` with `buffer`, returning once it holds the
+/// buffer (it has printed `ready`); it keeps it until killed.
+fn shell_writer_holding(url: &str, buffer: &Path) -> Result<Child> {
+    let mut child = Command::new("sqlite3")
+        .arg("-batch")
+        .arg("-cmd")
+        .arg(format!(".load {}", e2e::extension_path()?.display()))
+        .arg(":memory:")
+        .env_remove("LITESTREAM_REPLICA_URL")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    use std::io::Write;
+    child.stdin.take().context("stdin")?.write_all(
+        format!(
+            ".open file:app.db?vfs=litestream&write_enabled=true&replica_url={}&buffer_path={}\nSELECT 'ready' FROM t LIMIT 1;\n.shell sleep 60\n",
+            uri_encode(url),
+            uri_encode(&buffer.display().to_string())
+        )
+        .as_bytes(),
+    )?;
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().context("stdout")?).read_line(&mut line)?;
+    ensure_line(&line, "ready")?;
+    Ok(child)
+}
+
+fn ensure_line(line: &str, want: &str) -> Result<()> {
+    if line.trim() != want {
+        bail!("expected {want:?}, got {line:?}");
+    }
+    Ok(())
+}
+
+fn count(conn: &Connection) -> Result<i64> {
+    Ok(conn.query_row("SELECT count(*) FROM t", [], |r| r.get(0))?)
+}
+
+fn assert_read_only(conn: &Connection, sql: &str) {
+    let err = conn.execute(sql, []).unwrap_err();
+    assert_eq!(
+        e2e::sqlite_code(&err),
+        Some(rusqlite::ErrorCode::ReadOnly),
+        "{sql}: {err}"
+    );
+}
+
+fn switch(conn: &Connection, on: u8) -> rusqlite::Result<String> {
+    conn.query_row(
+        &format!("PRAGMA litestream_write_enabled = {on}"),
+        [],
+        |r| r.get(0),
+    )
+}
+
+#[test]
+fn write_mode_switches_on_an_open_connection() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let target = ReplicaTarget::file(&dir.path().join("replica"))?;
+    let url = target.url();
+    let buffer = dir.path().join("app.buffer");
+    // The replica is made by another process (the sqlite3 shell in write mode).
+    e2e::shell_write(
+        &url,
+        &buffer,
+        "CREATE TABLE t(x); INSERT INTO t VALUES (1);",
+    )?;
+
+    // Connections as an application opens them (read-write flags), without write mode.
+    let extra = format!(
+        "&buffer_path={}&poll_interval=100ms",
+        uri_encode(&buffer.display().to_string())
+    );
+    let conn = e2e::open_vfs_app("app.db", &url, &extra)?;
+    let other = open_vfs("app.db", &url, &extra)?;
+    assert_eq!(switch(&conn, 0)?, "0");
+    assert_read_only(&conn, "INSERT INTO t VALUES (2)");
+
+    // Refused inside a transaction, while travelling in time, and while another process
+    // holds the buffer; the connection stays a reader each time.
+    conn.execute_batch("BEGIN; SELECT count(*) FROM t;")?;
+    let err = switch(&conn, 1).unwrap_err().to_string();
+    assert!(err.contains("COMMIT or ROLLBACK first"), "{err}");
+    conn.execute_batch("COMMIT")?;
+    let txid: String = conn.query_row("PRAGMA litestream_txid", [], |r| r.get(0))?;
+    conn.query_row(
+        &format!("PRAGMA litestream_txid = '{txid}'"),
+        [],
+        |_| Ok(()),
+    )?;
+    let err = switch(&conn, 1).unwrap_err().to_string();
+    assert!(err.contains("litestream_time = 'latest'"), "{err}");
+    conn.query_row("PRAGMA litestream_time = 'latest'", [], |_| Ok(()))?;
+    let mut holder = shell_writer_holding(&url, &buffer)?;
+    let err = switch(&conn, 1).unwrap_err().to_string();
+    holder.kill()?;
+    holder.wait()?;
+    assert!(
+        err.contains("another process is writing through the buffer"),
+        "{err}"
+    );
+    assert_eq!(
+        conn.query_row("PRAGMA litestream_write_enabled", [], |r| r
+            .get::<_, String>(0))?,
+        "0"
+    );
+
+    // On: writes go through the buffer and up; the other connection reads them at once.
+    assert_eq!(switch(&conn, 1)?, "1");
+    conn.execute_batch("INSERT INTO t VALUES (2); INSERT INTO t VALUES (3);")?;
+    assert_eq!(count(&other)?, 3);
+    let stats: String = conn.query_row("PRAGMA litestream_stats", [], |r| r.get(0))?;
+    assert!(stats.contains(&buffer.display().to_string()), "{stats}");
+
+    // Off: what is pending is uploaded, the buffer is released (another process writes
+    // through it), and the connection follows the replica again.
+    assert_eq!(switch(&conn, 0)?, "0");
+    assert_read_only(&conn, "INSERT INTO t VALUES (4)");
+    e2e::shell_write(&url, &buffer, "INSERT INTO t VALUES (10);")?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while count(&conn)? != 4 {
+        assert!(
+            Instant::now() < deadline,
+            "the other process's row never arrived"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // On again, on top of the other writer's TXID, and off.
+    assert_eq!(switch(&conn, 1)?, "1");
+    conn.execute("INSERT INTO t VALUES (5)", [])?;
+    assert_eq!(switch(&conn, 0)?, "0");
+    drop((conn, other));
+    let restored = go_restore(&target, dir.path(), "restored.db")?;
+    assert_eq!(
+        dump(&restored, "SELECT x FROM t ORDER BY x")?,
+        [1, 2, 3, 5, 10]
+            .iter()
+            .map(|x| vec![format!("Integer({x})")])
+            .collect::<Vec<_>>()
+    );
     Ok(())
 }

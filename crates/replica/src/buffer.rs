@@ -195,6 +195,13 @@ impl Buffer {
         Ok((buf, records))
     }
 
+    /// Releases the file lock (write mode turned off); the file stays as it is.
+    pub(crate) fn release(&self) {
+        if let Err(e) = self.file.unlock() {
+            tracing::warn!(path = %self.path.display(), error = %e, "write buffer: unlock failed; the lock goes with the file when it closes");
+        }
+    }
+
     /// Where the next record goes.
     pub(crate) fn end(&self) -> u64 {
         self.end

@@ -256,6 +256,7 @@ impl Hydrator {
     pub(crate) fn reader(self: &Arc<Self>, version: &Version) -> Option<LocalReader> {
         if self.txid.load(Relaxed) != version.txid()
             || version.page_size() != self.page_size.load(Relaxed)
+            || version.has_local_changes()
         {
             return None;
         }

@@ -4,7 +4,7 @@
 use futures::{StreamExt, TryStreamExt};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -126,8 +126,9 @@ pub struct Replica {
     /// Woken whenever a newer version is published.
     pub(crate) new_version: Arc<tokio::sync::Notify>,
     prefetch_slots: Arc<tokio::sync::Semaphore>,
-    writer: OnceLock<Arc<Writer>>,
-    /// Serializes attaching a writer.
+    /// Write mode, attached at open or switched on and off at run time.
+    writer: RwLock<Option<Arc<Writer>>>,
+    /// Serializes attaching and detaching a writer.
     attach: Mutex<()>,
 }
 
@@ -241,7 +242,7 @@ impl Replica {
             hydrator: Mutex::new(None),
             new_version: Arc::new(tokio::sync::Notify::new()),
             prefetch_slots: Arc::new(tokio::sync::Semaphore::new(PREFETCH_PARALLEL)),
-            writer: OnceLock::new(),
+            writer: RwLock::new(None),
             attach: Mutex::new(()),
             remote,
             opts,
@@ -651,7 +652,7 @@ impl Replica {
     }
 
     fn publish(&self, v: Version) {
-        if self.writer.get().is_some() {
+        if self.writer.read().is_some() {
             return;
         }
         let mut cur = self.current.write();
@@ -669,8 +670,8 @@ impl Replica {
         self.new_version.notify_waiters();
     }
 
-    pub(crate) fn writer(&self) -> Option<&Arc<Writer>> {
-        self.writer.get()
+    pub(crate) fn writer(&self) -> Option<Arc<Writer>> {
+        self.writer.read().clone()
     }
 
     pub(crate) fn layout(&self) -> Layout {
@@ -709,11 +710,12 @@ impl Replica {
         Ok(plan.last().map_or(0, |f| f.max_txid))
     }
 
-    /// Turns on write mode for this replica (once per process): recovers the buffer and starts
-    /// the sync task.
-    fn attach_writer(self: &Arc<Self>, opts: &WriteOptions) -> Result<()> {
+    /// Turns on write mode for this replica (once per process; later calls join the writer):
+    /// recovers the buffer and starts the sync task. The same path serves an open in write
+    /// mode and `PRAGMA litestream_write_enabled = 1` on an open connection.
+    pub fn attach_writer(self: &Arc<Self>, opts: &WriteOptions) -> Result<()> {
         let _one = self.attach.lock();
-        if let Some(w) = self.writer.get() {
+        if let Some(w) = self.writer() {
             if w.sync_interval() != opts.sync_interval {
                 tracing::warn!(
                     "this replica already has a writer in this process; its settings stay in force"
@@ -721,24 +723,50 @@ impl Replica {
             }
             return Ok(());
         }
-        let base = Version::clone(&self.current());
-        let me = self.clone();
         let url = self.opts.url.trim().to_string();
         let opts_compaction = opts.compaction.clone();
         // Checked before anything is recovered: a bad setting must not leave a writer running.
         Compactor::new(self.remote.clone(), self.layout, opts_compaction.clone())?;
+        if self.hydrator.lock().is_some() {
+            // The hydrated file holds replica states only, not local commits: readers go
+            // through the writer's overlay and cache from now on.
+            tracing::info!(url = %self.remote.display, "write mode: hydration stops");
+            self.stop_hydration();
+        }
+        let base = Version::clone(&self.current());
+        let me = self.clone();
         let opts = opts.clone();
         let w = runtime::block_on(async move { Writer::recover(&url, opts, base, &me).await })?;
         let w = Arc::new(w);
         self.publish_view(w.view());
-        let _ = self.writer.set(w.clone());
-        Writer::spawn_sync(self);
+        *self.writer.write() = Some(w.clone());
+        Writer::spawn_sync(self, &w);
         let compactor = Compactor::new(self.remote.clone(), self.layout, opts_compaction)?;
-        Writer::spawn_compaction(self, compactor);
+        Writer::spawn_compaction(self, &w, compactor);
         // Commits recovered from the buffer go up now, not one interval later.
         if w.status().pending_commits > 0 {
             w.nudge();
         }
+        Ok(())
+    }
+
+    /// Turns write mode off for this replica (`PRAGMA litestream_write_enabled = 0`): uploads
+    /// what is pending, then, if nothing was committed meanwhile, retires the writer. Its
+    /// buffer lock is released at once, its tasks stop, and the replica is followed by polling
+    /// again. On an upload failure write mode stays on and the error is returned.
+    pub fn detach_writer(self: &Arc<Self>) -> Result<()> {
+        let _one = self.attach.lock();
+        let Some(w) = self.writer() else {
+            return Ok(());
+        };
+        let (me, up) = (self.clone(), w.clone());
+        runtime::block_on(async move { up.upload(&me).await })?;
+        w.retire()?;
+        *self.writer.write() = None;
+        // The sync task sleeps holding the writer: wake it so it sees there is none and ends.
+        w.nudge();
+        *self.last_poll_ok.lock() = Some(Instant::now());
+        tracing::info!(url = %self.remote.display, txid = format!("{:016x}", self.current().txid()), "write mode off: following the replica again");
         Ok(())
     }
 
@@ -759,7 +787,7 @@ impl Replica {
 
     /// Uploads every committed transaction now; returns the replica's TXID afterwards.
     pub fn sync_now(self: &Arc<Self>) -> Result<u64> {
-        let w = self.require_writer()?.clone();
+        let w = self.require_writer()?;
         let me = self.clone();
         runtime::block_on(async move { w.upload(&me).await })?;
         Ok(self.current().txid())
@@ -772,7 +800,7 @@ impl Replica {
 
     /// The writer's state, in write mode.
     pub fn write_status(&self) -> Option<WriteStatus> {
-        self.writer.get().map(|w| w.status())
+        self.writer.read().as_ref().map(|w| w.status())
     }
 
     /// The state number the next local commit will have (the VFS writes it into page 1).
@@ -780,8 +808,8 @@ impl Replica {
         self.current().state_no().wrapping_add(1)
     }
 
-    fn require_writer(&self) -> Result<&Arc<Writer>> {
-        self.writer.get().ok_or_else(|| {
+    fn require_writer(&self) -> Result<Arc<Writer>> {
+        self.writer().ok_or_else(|| {
             Error::Config("this database was opened read-only; set LITESTREAM_WRITE_ENABLED=true (or the URI parameter write_enabled=true) to write".into())
         })
     }
@@ -789,7 +817,7 @@ impl Replica {
     /// The last connection closed: upload what is pending. A failure is logged; the commits
     /// stay in the buffer and go up at the next open.
     fn flush_on_close(self: &Arc<Self>) {
-        let Some(w) = self.writer.get().cloned() else {
+        let Some(w) = self.writer() else {
             return;
         };
         if w.status().pending_commits == 0 {
@@ -826,7 +854,7 @@ impl Replica {
     /// One poll: list level 0 after the current TXID (one LIST), apply what continues the chain.
     /// A writer's replica changes only through it: nothing to poll.
     async fn poll_once(&self) -> Result<()> {
-        if self.writer.get().is_some() {
+        if self.writer.read().is_some() {
             return Ok(());
         }
         let _serial = self.poll_lock.lock().await;

@@ -81,6 +81,8 @@ struct State {
     /// Upload attempts for `base.txid() + 1`, whose responses may have been lost.
     attempts: Vec<(Intent, Bytes)>,
     fenced: Option<String>,
+    /// Write mode was turned off: no more commits.
+    retired: bool,
     last_error: Option<String>,
     failing_since: Option<Instant>,
     uploads: u64,
@@ -227,6 +229,7 @@ impl Writer {
             pending: Vec::new(),
             attempts: Vec::new(),
             fenced: None,
+            retired: false,
             last_error: None,
             failing_since: None,
             uploads: 0,
@@ -306,6 +309,12 @@ impl Writer {
         let mut st = self.state.lock();
         if let Some(f) = &st.fenced {
             return Err(Error::Conflict(f.clone()));
+        }
+        if st.retired {
+            return Err(Error::Config(
+                "write mode was turned off for this database (PRAGMA litestream_write_enabled = 0)"
+                    .into(),
+            ));
         }
         let have = st.view();
         if have.commit() > 0 && page_size != have.page_size() {
@@ -448,16 +457,17 @@ impl Writer {
 
     /// Starts the task that uploads every `sync_interval`, whatever the commit rate: it never
     /// waits for a quiet moment. Failures back off (up to `MAX_BACKOFF`) and are reported.
-    pub(crate) fn spawn_sync(r: &Arc<Replica>) {
+    pub(crate) fn spawn_sync(r: &Arc<Replica>, mine: &Arc<Writer>) {
         let weak = Arc::downgrade(r);
+        let mine = Arc::downgrade(mine);
         runtime::handle().spawn(async move {
             let mut backoff = Duration::ZERO;
             let mut last = Instant::now();
             loop {
                 let (interval, wake) = {
                     let Some(r) = weak.upgrade() else { return };
-                    let Some(w) = r.writer() else { return };
-                    (w.opts.sync_interval, w.clone())
+                    let Some(w) = current(&r, &mine) else { return };
+                    (w.opts.sync_interval, w)
                 };
                 let interval = if interval.is_zero() {
                     Duration::from_secs(1)
@@ -472,7 +482,7 @@ impl Writer {
                     () = wake.wake.notified() => {}
                 }
                 let Some(r) = weak.upgrade() else { return };
-                let Some(w) = r.writer() else { return };
+                let Some(w) = current(&r, &mine) else { return };
                 last = Instant::now();
                 match w.upload(&r).await {
                     Ok(_) => backoff = Duration::ZERO,
@@ -489,14 +499,15 @@ impl Writer {
     /// Starts the task that compacts, snapshots and enforces retention on the writer's
     /// replica, and then moves the writer's base onto the compacted files, so that its index
     /// stays small and never points at a file retention deleted.
-    pub(crate) fn spawn_compaction(r: &Arc<Replica>, compactor: Compactor) {
+    pub(crate) fn spawn_compaction(r: &Arc<Replica>, mine: &Arc<Writer>, compactor: Compactor) {
         let weak = Arc::downgrade(r);
+        let mine = Arc::downgrade(mine);
         runtime::handle().spawn(async move {
             let mut compactor = compactor;
             loop {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 let Some(r) = weak.upgrade() else { return };
-                let Some(w) = r.writer().cloned() else { return };
+                let Some(w) = current(&r, &mine) else { return };
                 if w.state.lock().fenced.is_some() {
                     return;
                 }
@@ -531,10 +542,32 @@ impl Writer {
         }
     }
 
+    /// Stops accepting commits and releases the buffer's lock, so that this or another
+    /// process can write again; refused while commits are not uploaded.
+    pub(crate) fn retire(&self) -> Result<()> {
+        let mut st = self.state.lock();
+        if !st.pending.is_empty() {
+            return Err(Error::Config(format!(
+                "{} transaction(s) were committed while write mode was being turned off; they are not uploaded yet, so write mode stays on. Retry",
+                st.pending.len()
+            )));
+        }
+        st.retired = true;
+        st.buffer.release();
+        Ok(())
+    }
+
     /// Asks the sync task to upload now.
     pub(crate) fn nudge(&self) {
         self.wake.notify_one();
     }
+}
+
+/// The replica's writer if it is still `mine`: a task of a writer that was turned off ends,
+/// even when write mode was turned on again since (with a new writer and its own tasks).
+fn current(r: &Replica, mine: &std::sync::Weak<Writer>) -> Option<Arc<Writer>> {
+    let w = r.writer()?;
+    Arc::ptr_eq(&w, &mine.upgrade()?).then_some(w)
 }
 
 /// The file checksum of the level-0 file of `txid` in the replica (its last 8 bytes), if the

@@ -132,6 +132,20 @@ impl Config {
 }
 
 impl Config {
+    /// How database `name` is written in write mode, at open or when a connection turns write
+    /// mode on.
+    pub fn write_options(
+        &self,
+        name: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> replica::WriteOptions {
+        replica::WriteOptions {
+            buffer_path: self.buffer_file(name, env),
+            sync_interval: self.sync_interval,
+            compaction: self.compaction.clone(),
+        }
+    }
+
     /// The write buffer of database `name`: `buffer_path` if set, else a stable path (never a
     /// random one, so that the next open finds what a crash left behind) in the user's state
     /// directory, named after the database and a hash of the replica URL, so that one name used

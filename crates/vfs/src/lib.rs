@@ -10,6 +10,7 @@ pub mod local_file;
 pub mod locks;
 pub mod logging;
 pub mod main_db;
+pub mod os_file;
 pub mod pragma;
 pub mod sqlite_api;
 pub mod vfs;

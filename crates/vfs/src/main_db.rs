@@ -40,6 +40,11 @@ pub struct MainDb {
     pub open_error: Option<String>,
     /// Settings this connection was opened with.
     pub config: Config,
+    /// The database name the connection opened (it names the default write buffer).
+    pub name: String,
+    /// The rollback-journal mode SQLite was last asked to use (`journal_mode = WAL` is
+    /// answered with it).
+    pub journal_mode: String,
     /// Which state this connection reads.
     pub target: Target,
     /// The version for a non-latest target.
@@ -62,8 +67,8 @@ pub struct MainDb {
 }
 
 impl MainDb {
-    /// A handle over an opened replica.
-    pub fn new(session: Session, config: Config) -> MainDb {
+    /// A handle over an opened replica, named `name`.
+    pub fn new(session: Session, config: Config, name: &str) -> MainDb {
         let locks = session
             .write_status()
             .is_some()
@@ -71,6 +76,7 @@ impl MainDb {
         let mut db = MainDb::without_replica(config);
         db.session = Some(session);
         db.locks = locks;
+        db.name = name.to_string();
         db
     }
 
@@ -88,6 +94,8 @@ impl MainDb {
             session: None,
             open_error: None,
             config,
+            name: String::new(),
+            journal_mode: "delete".into(),
             target: Target::Latest,
             pinned: None,
             txn: None,
@@ -106,6 +114,50 @@ impl MainDb {
     /// Whether this connection may write.
     pub fn writable(&self) -> bool {
         self.locks.is_some()
+    }
+
+    /// Whether a write transaction is open (RESERVED or more).
+    pub fn in_write_transaction(&self) -> bool {
+        self.lock >= LockLevel::Reserved
+    }
+
+    /// Turns write mode on or off for this connection (`PRAGMA litestream_write_enabled`).
+    /// On: the replica gets a writer as an open in write mode would (the configured or
+    /// default buffer, recovery, fencing), or joins the one it has. Off: the last writing
+    /// connection of the process uploads what is pending and retires the writer, releasing its
+    /// buffer; otherwise only this connection stops writing. Never inside a transaction: its
+    /// snapshot would not be the state the writer starts from.
+    pub fn set_write_mode(&mut self, on: bool) -> Result<(), String> {
+        if on == self.writable() {
+            return Ok(());
+        }
+        if self.lock != LockLevel::Unlocked {
+            return Err(
+                "write mode cannot change inside a transaction: COMMIT or ROLLBACK first".into(),
+            );
+        }
+        let session = self
+            .session
+            .as_ref()
+            .ok_or_else(|| self.open_error.clone().unwrap_or_default())?;
+        if on {
+            if self.target != Target::Latest {
+                return Err("this connection reads a past state (litestream_time / litestream_txid), which is read-only: set PRAGMA litestream_time = 'latest' first".into());
+            }
+            let opts = self
+                .config
+                .write_options(&self.name, &replica::location::process_env);
+            session.attach_writer(&opts).map_err(|e| e.to_string())?;
+            tracing::info!(db = %self.name, buffer = %opts.buffer_path.display(), "write mode on");
+            self.locks = Some(table_for(Arc::as_ptr(session) as usize));
+            return Ok(());
+        }
+        let others = self.locks.as_ref().map_or(0, Arc::strong_count) > 1;
+        if !others {
+            session.detach_writer().map_err(|e| e.to_string())?;
+        }
+        self.locks = None;
+        Ok(())
     }
 
     fn session(&self) -> VfsResult<&Session> {
@@ -322,8 +374,12 @@ impl MainDb {
             };
             if !self.writable() {
                 tracing::warn!(
-                    "write refused: this database was opened read-only; set LITESTREAM_WRITE_ENABLED=true (or the URI parameter write_enabled=true) to write"
+                    "write refused: this database was opened read-only; set LITESTREAM_WRITE_ENABLED=true (or the URI parameter write_enabled=true, or PRAGMA litestream_write_enabled = 1) to write"
                 );
+                return Err(vars::SQLITE_READONLY);
+            }
+            if self.target != Target::Latest {
+                tracing::warn!("write refused: this connection reads a past state (time travel is read-only); set PRAGMA litestream_time = 'latest' to write");
                 return Err(vars::SQLITE_READONLY);
             }
             if self.lock < LockLevel::Reserved {

@@ -20,9 +20,13 @@ pub fn handle(db: &mut MainDb, name: &str, arg: Option<&str>) -> PragmaResult {
     if name == OPEN_ERROR {
         return Ok(db.open_error.clone());
     }
-    if name == "journal_mode" && arg.is_some_and(|v| v.trim().eq_ignore_ascii_case("wal")) {
-        // Without this SQLite would silently stay in rollback mode (we offer no shared memory).
-        return Err(fail("journal_mode=WAL is not supported by the litestream VFS: the replica is the log. Use DELETE, TRUNCATE or PERSIST (the default, DELETE, needs no change)".into()));
+    if name == "journal_mode" {
+        return journal_mode(db, arg);
+    }
+    if name == "mmap_size" {
+        // Pages come from the replica (and the write overlay), never from a file SQLite could
+        // map: answered as SQLite answers on a VFS that cannot map, 0, for a get and a set.
+        return Ok(Some("0".into()));
     }
     if !name.starts_with("litestream_") {
         return Err(PragmaErr::NotFound);
@@ -57,11 +61,13 @@ pub fn handle(db: &mut MainDb, name: &str, arg: Option<&str>) -> PragmaResult {
         ("litestream_poll_interval", None) => Ok(Some(format!("{:?}", db.config.poll_interval))),
         ("litestream_cache_size", None) => Ok(Some(db.config.cache_size.to_string())),
         ("litestream_write_enabled", None) => Ok(Some(u8::from(db.writable()).to_string())),
-        ("litestream_write_enabled", Some(v)) => match crate::config::parse_bool(v) {
-            Ok(on) if on == db.writable() => Ok(Some(u8::from(on).to_string())),
-            Ok(_) => Err(fail("write mode is chosen when the database is opened: set LITESTREAM_WRITE_ENABLED=true (or the URI parameter write_enabled=true) and reopen".into())),
-            Err(e) => Err(fail(format!("litestream_write_enabled: {e}"))),
-        },
+        ("litestream_write_enabled", Some(v)) => {
+            let on = crate::config::parse_bool(v)
+                .map_err(|e| fail(format!("litestream_write_enabled: {v:?}: {e}")))?;
+            db.set_write_mode(on)
+                .map_err(|e| fail(format!("litestream_write_enabled = {}: {e}", u8::from(on))))?;
+            Ok(Some(u8::from(db.writable()).to_string()))
+        }
         ("litestream_sync", None) => {
             let session = db
                 .session
@@ -100,6 +106,37 @@ pub fn handle(db: &mut MainDb, name: &str, arg: Option<&str>) -> PragmaResult {
         _ => Err(fail(format!(
             "unknown pragma {name}; the litestream VFS knows litestream_txid, litestream_time, litestream_lag, litestream_stats, litestream_replica_url, litestream_poll_interval, litestream_cache_size, litestream_write_enabled, litestream_sync, litestream_sync_mode, litestream_hydration_progress, litestream_hydration_file"
         ))),
+    }
+}
+
+/// `PRAGMA journal_mode`. The replica is the log, so SQLite runs in rollback mode here, and
+/// the main database has no shared memory: `= WAL` (and `wal2`) is answered as SQLite answers
+/// it on a VFS without shared memory, with the mode in effect and no error, so that
+/// applications that ask for WAL at connect time work unchanged. (sqlite-plugin gives every
+/// file the shared-memory methods, so SQLite would otherwise try to switch.) Every other mode
+/// is SQLite's to set; we note it, to answer with it.
+fn journal_mode(db: &mut MainDb, arg: Option<&str>) -> PragmaResult {
+    static LOGGED: std::sync::Once = std::sync::Once::new();
+    let Some(mode) = arg.map(|a| a.trim().trim_matches(['\'', '"']).to_ascii_lowercase()) else {
+        return Err(PragmaErr::NotFound);
+    };
+    match mode.as_str() {
+        "wal" | "wal2" => {
+            LOGGED.call_once(|| {
+                tracing::info!(
+                    requested = %mode,
+                    "journal_mode stays {}: the litestream VFS has no WAL (the replica is the log) and no shared memory, so SQLite keeps its rollback journal, as with any such VFS",
+                    db.journal_mode
+                )
+            });
+            Ok(Some(db.journal_mode.clone()))
+        }
+        // SQLite ignores a change inside a write transaction.
+        "delete" | "truncate" | "persist" | "memory" | "off" if !db.in_write_transaction() => {
+            db.journal_mode = mode.clone();
+            Err(PragmaErr::NotFound)
+        }
+        _ => Err(PragmaErr::NotFound),
     }
 }
 

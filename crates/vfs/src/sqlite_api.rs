@@ -1,6 +1,7 @@
 //! The few SQLite C API calls sqlite-plugin does not wrap (URI parameters, SQL functions,
-//! auto-extensions, file control), made through the `sqlite3_api_routines` table SQLite hands
-//! to a loadable extension. Every `unsafe` block of the crate that touches C lives here.
+//! auto-extensions, file control, VFS lookup), made through the `sqlite3_api_routines` table
+//! SQLite hands to a loadable extension. Every `unsafe` block of the crate that touches C lives
+//! here, except the calls into the default VFS's methods, in `os_file`.
 //!
 //! sqlite-plugin exposes the routines table but not its pointer types (`sqlite3`,
 //! `sqlite3_context`, `sqlite3_value`), so handles travel as `*mut c_void` and are cast at the
@@ -93,6 +94,15 @@ impl Api {
         }
         // SAFETY: SQLite returns a NUL-terminated string living as long as the filename.
         Some(unsafe { CStr::from_ptr(v) }.to_string_lossy().into_owned())
+    }
+
+    /// `sqlite3_vfs_find(name)` (`None`: the default VFS), as an opaque pointer; null if none.
+    pub fn vfs_find(self, name: Option<&CStr>) -> *mut c_void {
+        let Some(f) = self.0.vfs_find else {
+            return std::ptr::null_mut();
+        };
+        // SAFETY: `name` is null or a valid C string; SQLite only reads it.
+        unsafe { f(name.map_or(std::ptr::null(), CStr::as_ptr)) }.cast()
     }
 
     /// `sqlite3_auto_extension(entry)`.
