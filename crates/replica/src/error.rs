@@ -98,6 +98,11 @@ pub enum Error {
         cause: String,
     },
 
+    /// A bug in the engine (a panic in an I/O task). Nothing was changed by the failed call;
+    /// report it with the log.
+    #[error("internal error in the litestream engine: {0}")]
+    Internal(String),
+
     /// A time-travel target (time or TXID) cannot be reached with the files that exist.
     #[error("{0}")]
     TargetUnavailable(String),

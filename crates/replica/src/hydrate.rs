@@ -32,6 +32,7 @@ use crate::error::{Error, Result};
 use crate::meta::FileMeta;
 use crate::plan::{cheapest_chain, FileInfo};
 use crate::replica::Replica;
+use crate::supervise::{self, Health, Task};
 use crate::version::{coalesce, run_span, Run, Version};
 
 /// Frames closer than this are fetched in one range (the gap is downloaded and discarded).
@@ -97,6 +98,8 @@ pub(crate) struct Hydrator {
     url: String,
     closed: std::sync::atomic::AtomicBool,
     close_signal: tokio::sync::Notify,
+    /// The supervised download loop.
+    pub(crate) health: Arc<Health>,
 }
 
 /// A read transaction's hold on the hydrated file.
@@ -182,6 +185,7 @@ impl Hydrator {
             url: url.to_string(),
             closed: std::sync::atomic::AtomicBool::new(false),
             close_signal: tokio::sync::Notify::new(),
+            health: Arc::new(Health::new(Task::Hydrator)),
             path,
         };
         // A hydrator of this process that is closing this path lets go within moments.
@@ -383,13 +387,33 @@ impl Replica {
             return;
         }
         let weak = Arc::downgrade(self);
-        crate::runtime::handle().spawn(async move {
-            if let Err(e) = run(weak, h.clone()).await {
-                if !h.closed.load(Relaxed) {
-                    h.fail(e.to_string());
+        let on_give_up = h.clone();
+        // An error ends hydration for good (reads stay remote, the status says why); a panic
+        // is restarted by the supervisor, and the download resumes from its sidecar.
+        supervise::spawn_then(
+            h.health.clone(),
+            self.display_url().to_string(),
+            move || {
+                let (weak, h) = (weak.clone(), h.clone());
+                async move {
+                    if let Err(e) = run(weak, h.clone()).await {
+                        if !h.closed.load(Relaxed) {
+                            h.fail(e.to_string());
+                        }
+                    }
+                    Ok(())
                 }
-            }
-        });
+            },
+            move |cause| on_give_up.fail(cause),
+        );
+    }
+
+    /// Failures of the hydration loop so far.
+    pub(crate) fn hydration_task_failures(&self) -> u64 {
+        self.hydrator
+            .lock()
+            .as_ref()
+            .map_or(0, |h| h.health.failures())
     }
 
     /// Hydration progress, if hydration was requested.
@@ -405,6 +429,7 @@ impl Replica {
 }
 
 async fn run(weak: Weak<Replica>, hyd: Arc<Hydrator>) -> Result<()> {
+    supervise::fault_point("hydrator", &hyd.url);
     let Some(r) = weak.upgrade() else {
         return Ok(());
     };

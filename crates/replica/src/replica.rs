@@ -22,6 +22,7 @@ use crate::plan::{extend_chain, restore_plan, FileInfo, PlanTarget};
 use crate::remote::Remote;
 use crate::runtime;
 use crate::stats::{Stats, StatsSnapshot};
+use crate::supervise::{self, Health, Task};
 use crate::target::Target;
 use crate::version::{coalesce, run_span, PageLoc, Run, Version};
 use crate::writer::{layout_for_url, WriteOptions, WriteStatus, Writer};
@@ -130,6 +131,8 @@ pub struct Replica {
     writer: RwLock<Option<Arc<Writer>>>,
     /// Serializes attaching and detaching a writer.
     attach: Mutex<()>,
+    /// The supervised poller.
+    poller: Arc<Health>,
 }
 
 impl std::fmt::Debug for Replica {
@@ -169,12 +172,16 @@ impl Drop for Session {
 /// until the newest state's page index is built, or fails with a clear error.
 pub fn open(opts: &ReplicaOptions) -> Result<Session> {
     let key = opts.url.trim().to_string();
-    let existing = REGISTRY
-        .lock()
-        .get_or_insert_with(HashMap::new)
-        .get(&key)
-        .cloned();
-    let replica = match existing {
+    // The session is counted under the registry lock, in the same critical section that finds
+    // or inserts the replica: `release_if_idle` takes that lock to drop an idle replica, so it
+    // can never drop one a session is joining (which would leave it without a poller).
+    let joined = {
+        let mut reg = REGISTRY.lock();
+        reg.get_or_insert_with(HashMap::new)
+            .get(&key)
+            .map(|r| r.join_session())
+    };
+    let replica = match joined {
         Some(r) => r,
         None => {
             let fresh = runtime::block_on(Replica::connect(opts.clone()))?;
@@ -182,17 +189,15 @@ pub fn open(opts: &ReplicaOptions) -> Result<Session> {
             let map = reg.get_or_insert_with(HashMap::new);
             // Another thread may have opened the same URL meanwhile: keep the first one.
             match map.get(&key) {
-                Some(r) => r.clone(),
+                Some(r) => r.join_session(),
                 None => {
                     map.insert(key, fresh.clone());
-                    Replica::spawn_poller(Arc::downgrade(&fresh));
-                    fresh
+                    Replica::spawn_poller(&fresh);
+                    fresh.join_session()
                 }
             }
         }
     };
-    replica.sessions.fetch_add(1, Ordering::AcqRel);
-    *replica.idle_since.lock() = None;
     let session = Session { replica };
     if let Some(w) = &opts.write {
         session.attach_writer(w)?;
@@ -205,6 +210,13 @@ pub fn open(opts: &ReplicaOptions) -> Result<Session> {
 }
 
 impl Replica {
+    /// Counts one more session. Called with the registry lock held (see [`open`]).
+    fn join_session(self: &Arc<Self>) -> Arc<Replica> {
+        self.sessions.fetch_add(1, Ordering::AcqRel);
+        *self.idle_since.lock() = None;
+        self.clone()
+    }
+
     async fn connect(opts: ReplicaOptions) -> Result<Arc<Replica>> {
         let loc = location::connect_with(&opts.url, &location::process_env, opts.write.is_some())?;
         let remote = Remote::new(loc);
@@ -244,6 +256,7 @@ impl Replica {
             prefetch_slots: Arc::new(tokio::sync::Semaphore::new(PREFETCH_PARALLEL)),
             writer: RwLock::new(None),
             attach: Mutex::new(()),
+            poller: Arc::new(Health::new(Task::Poller)),
             remote,
             opts,
         };
@@ -278,7 +291,22 @@ impl Replica {
 
     /// Request and cache counters.
     pub fn stats(&self) -> StatsSnapshot {
-        self.remote.stats.snapshot()
+        let mut s = self.remote.stats.snapshot();
+        s.task_failures = self.poller.failures()
+            + self.writer().map_or(0, |w| w.task_failures())
+            + self.hydration_task_failures();
+        s
+    }
+
+    /// `Err` naming the cause once the poller, which keeps the latest state moving, was given
+    /// up. A writer's reads do not depend on it (its commits are the latest state; its own
+    /// loops are checked before each write, see [`Replica::check_writable`]), and neither do
+    /// past states (time travel).
+    pub fn check_health(&self) -> Result<()> {
+        if self.writer().is_some() {
+            return Ok(());
+        }
+        self.poller.check()
     }
 
     /// Bytes held by the page cache.
@@ -824,13 +852,20 @@ impl Replica {
             return;
         }
         let me = self.clone();
+        let limit = Duration::from_secs(30);
         let r = runtime::block_on(async move {
-            tokio::time::timeout(Duration::from_secs(30), w.upload(&me)).await
+            match tokio::time::timeout(limit, w.upload(&me)).await {
+                Ok(uploaded) => uploaded.map(|_| ()),
+                Err(_) => Err(Error::Unavailable {
+                    op: "upload at close",
+                    key: me.remote.display.clone(),
+                    elapsed: limit,
+                    detail: "timed out".into(),
+                }),
+            }
         });
-        match r {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "upload at close failed; the committed transactions stay in the write buffer and are uploaded at the next open"),
-            Err(_) => tracing::error!("upload at close timed out; the committed transactions stay in the write buffer and are uploaded at the next open"),
+        if let Err(e) = r {
+            tracing::error!(error = %e, "upload at close failed; the committed transactions stay in the write buffer and are uploaded at the next open");
         }
     }
 
@@ -917,41 +952,66 @@ impl Replica {
         Ok(())
     }
 
-    fn spawn_poller(weak: Weak<Replica>) {
-        runtime::handle().spawn(async move {
-            loop {
-                let interval = match weak.upgrade() {
-                    Some(r) => r.opts.poll_interval,
-                    None => return,
-                };
-                tokio::time::sleep(if interval.is_zero() { Duration::from_secs(1) } else { interval })
-                    .await;
-                let Some(r) = weak.upgrade() else { return };
-                if r.release_if_idle() {
-                    return;
+    fn spawn_poller(r: &Arc<Replica>) {
+        let weak = Arc::downgrade(r);
+        supervise::spawn(r.poller.clone(), r.remote.display.clone(), move || {
+            Replica::poll_loop(weak.clone())
+        });
+    }
+
+    /// Follows the replica; `Ok` once the replica is gone or released as idle. A failed poll
+    /// is not a failure of the loop: it keeps the last consistent state and tries again.
+    async fn poll_loop(weak: Weak<Replica>) -> Result<()> {
+        loop {
+            let interval = match weak.upgrade() {
+                Some(r) => r.opts.poll_interval,
+                None => return Ok(()),
+            };
+            tokio::time::sleep(if interval.is_zero() {
+                Duration::from_secs(1)
+            } else {
+                interval
+            })
+            .await;
+            let Some(r) = weak.upgrade() else {
+                return Ok(());
+            };
+            if r.release_if_idle() {
+                return Ok(());
+            }
+            if interval.is_zero() {
+                continue;
+            }
+            supervise::fault_point("poller", &r.remote.display);
+            Stats::add(&r.remote.stats.polls, 1);
+            match r.poll_once().await {
+                Ok(()) => {
+                    *r.last_poll_ok.lock() = Some(Instant::now());
+                    *r.last_error.lock() = None;
                 }
-                if interval.is_zero() {
-                    continue;
-                }
-                Stats::add(&r.remote.stats.polls, 1);
-                match r.poll_once().await {
-                    Ok(()) => {
-                        *r.last_poll_ok.lock() = Some(Instant::now());
-                        *r.last_error.lock() = None;
-                    }
-                    Err(e) => {
-                        Stats::add(&r.remote.stats.poll_errors, 1);
-                        tracing::warn!(url = %r.remote.display, error = %e, "poll failed; serving the last consistent state");
-                        *r.last_error.lock() = Some(e.to_string());
-                    }
+                Err(e) => {
+                    Stats::add(&r.remote.stats.poll_errors, 1);
+                    tracing::warn!(url = %r.remote.display, error = %e, "poll failed; serving the last consistent state");
+                    *r.last_error.lock() = Some(e.to_string());
                 }
             }
-        });
+        }
+    }
+
+    /// Whether this replica is the one the process registry hands to new sessions (a
+    /// released one is not, and its poller has stopped).
+    pub fn is_registered(self: &Arc<Self>) -> bool {
+        REGISTRY
+            .lock()
+            .as_ref()
+            .and_then(|m| m.get(self.opts.url.trim()))
+            .is_some_and(|r| Arc::ptr_eq(r, self))
     }
 
     /// Drops the registry's hold when no connection has used the replica for a while.
     fn release_if_idle(self: &Arc<Self>) -> bool {
-        let idle = matches!(*self.idle_since.lock(), Some(t) if t.elapsed() >= IDLE_TIMEOUT);
+        let timeout = supervise::idle_timeout().unwrap_or(IDLE_TIMEOUT);
+        let idle = matches!(*self.idle_since.lock(), Some(t) if t.elapsed() >= timeout);
         if !idle || self.sessions.load(Ordering::Acquire) != 0 {
             return false;
         }

@@ -6,10 +6,14 @@
 //! host thread is already inside a runtime.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::mpsc;
 use std::sync::OnceLock;
 
+use futures::FutureExt;
 use tokio::runtime::{Builder, Handle, Runtime};
+
+use crate::error::{Error, Result};
 
 static RUNTIME: OnceLock<Runtime> = OnceLock::new();
 
@@ -27,17 +31,24 @@ pub fn handle() -> &'static Handle {
         .handle()
 }
 
-/// Runs `fut` on the engine runtime and waits for it from a synchronous caller.
-pub fn block_on<F>(fut: F) -> F::Output
+/// Runs `fut` on the engine runtime and waits for it from a synchronous caller. A panic in it
+/// comes back as [`Error::Internal`], never as a panic on the caller's (SQLite's) thread.
+pub fn block_on<T, F>(fut: F) -> Result<T>
 where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
+    F: Future<Output = Result<T>> + Send + 'static,
+    T: Send + 'static,
 {
+    crate::supervise::install_panic_hook();
     let (tx, rx) = mpsc::sync_channel(1);
     handle().spawn(async move {
-        let _ = tx.send(fut.await);
+        let _ = tx.send(AssertUnwindSafe(fut).catch_unwind().await);
     });
-    // The task only ends without sending if it panicked; surface that as a panic here, which
-    // the VFS edge turns into an SQLite error.
-    rx.recv().expect("litestream I/O task panicked")
+    match rx.recv() {
+        Ok(Ok(out)) => out,
+        Ok(Err(panic)) => Err(Error::Internal(format!(
+            "panic in an I/O task: {}",
+            crate::supervise::panic_message(&*panic)
+        ))),
+        Err(_) => Err(Error::Internal("the I/O runtime stopped".into())),
+    }
 }

@@ -59,6 +59,9 @@ pub struct StatsSnapshot {
     pub prefetched_pages: u64,
     /// Requests that failed after retries.
     pub errors: u64,
+    /// Failures (panics, errors) of background loops, each followed by a restart or, after
+    /// too many in a row, by giving the loop up.
+    pub task_failures: u64,
 }
 
 impl Stats {
@@ -85,13 +88,14 @@ impl Stats {
             index_loads: self.index_loads.load(Relaxed),
             prefetched_pages: self.prefetched_pages.load(Relaxed),
             errors: self.errors.load(Relaxed),
+            task_failures: 0,
         }
     }
 }
 
 impl StatsSnapshot {
     /// The counters as `(name, value)` pairs, in a stable order.
-    pub fn fields(&self) -> [(&'static str, u64); 16] {
+    pub fn fields(&self) -> [(&'static str, u64); 17] {
         [
             ("list", self.list),
             ("get_range", self.get_range),
@@ -109,6 +113,7 @@ impl StatsSnapshot {
             ("index_loads", self.index_loads),
             ("prefetched_pages", self.prefetched_pages),
             ("errors", self.errors),
+            ("task_failures", self.task_failures),
         ]
     }
 }

@@ -104,36 +104,60 @@ where
     runtime::handle().spawn(supervise(health, context, run));
 }
 
+/// Like [`spawn`], then `on_give_up(cause)` if the loop is given up.
+pub fn spawn_then<F, Fut>(
+    health: std::sync::Arc<Health>,
+    context: String,
+    run: F,
+    on_give_up: impl FnOnce(String) + Send + 'static,
+) where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: Future<Output = RunResult> + Send + 'static,
+{
+    install_panic_hook();
+    runtime::handle().spawn(async move {
+        if let Some(cause) = supervise(health, context, run).await {
+            on_give_up(cause);
+        }
+    });
+}
+
 /// The supervisor itself, on whatever runtime polls it (tests run it on a paused clock).
-pub async fn supervise<F, Fut>(health: std::sync::Arc<Health>, context: String, mut run: F)
+/// Returns the cause when it gave the loop up, `None` when the loop ended by design.
+pub async fn supervise<F, Fut>(
+    health: std::sync::Arc<Health>,
+    context: String,
+    mut run: F,
+) -> Option<String>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = RunResult>,
 {
     let task = health.task.name();
     let mut in_a_row = 0u32;
-    let mut backoff = FIRST_BACKOFF;
+    let mut backoff: Option<Duration> = None;
     loop {
         let started = tokio::time::Instant::now();
         let cause = match AssertUnwindSafe(run()).catch_unwind().await {
-            Ok(Ok(())) => return,
+            Ok(Ok(())) => return None,
             Ok(Err(e)) => e.to_string(),
             Err(panic) => format!("panic: {}", panic_message(&*panic)),
         };
         if started.elapsed() >= HEALTHY_RUN {
             in_a_row = 0;
-            backoff = FIRST_BACKOFF;
+            backoff = None;
         }
         in_a_row += 1;
         health.restarts.fetch_add(1, Ordering::Relaxed);
         if in_a_row >= MAX_FAILURES_IN_A_ROW {
             tracing::error!(task, %context, %cause, failures = in_a_row, "background task failed repeatedly and was stopped; reads and commits that need it now fail with this cause");
-            *health.given_up.lock() = Some(cause);
-            return;
+            *health.given_up.lock() = Some(cause.clone());
+            return Some(cause);
         }
-        tracing::error!(task, %context, %cause, restart_in = ?backoff, "background task failed; restarting it");
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(MAX_BACKOFF);
+        let pause = backoff.map_or_else(points::first_backoff, |b| (b * 2).min(MAX_BACKOFF));
+        backoff = Some(pause);
+        tracing::error!(task, %context, %cause, restart_in = ?pause, "background task failed; restarting it");
+        tokio::time::sleep(pause).await;
     }
 }
 
@@ -169,28 +193,62 @@ pub fn install_panic_hook() {
     });
 }
 
-/// Named fault points for tests: [`fault_point`] panics once at a point a test armed with
-/// [`arm`]. Without the `fault-points` feature (the product build) both are empty.
+/// Named fault points for tests: [`fault_point`] panics once where a test armed it with
+/// [`arm`], for one replica (its URL as shown in messages), so tests running side by side do
+/// not trip each other's points. Without the `fault-points` feature (the product build) the
+/// points are empty and the back-off is fixed.
 #[cfg(any(test, feature = "fault-points"))]
 mod points {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::Duration;
+
     use parking_lot::Mutex;
 
-    static ARMED: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+    static ARMED: Mutex<Vec<(&'static str, String)>> = Mutex::new(Vec::new());
+    static FIRST_BACKOFF_MS: AtomicU64 = AtomicU64::new(super::FIRST_BACKOFF.as_millis() as u64);
 
-    /// Makes the next pass through `name` panic, once.
-    pub fn arm(name: &'static str) {
-        ARMED.lock().push(name);
+    /// Makes the next `times` passes through point `name` for `context` panic.
+    pub fn arm(name: &'static str, context: &str, times: u32) {
+        let mut armed = ARMED.lock();
+        for _ in 0..times {
+            armed.push((name, context.to_string()));
+        }
     }
 
-    /// Panics if a test armed `name`.
+    /// Shortens the supervisor's first back-off, so a test can see a loop given up quickly.
+    pub fn set_first_backoff(d: Duration) {
+        FIRST_BACKOFF_MS.store(d.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    pub(super) fn first_backoff() -> Duration {
+        Duration::from_millis(FIRST_BACKOFF_MS.load(Ordering::Relaxed))
+    }
+
+    static IDLE_TIMEOUT_MS: AtomicU64 = AtomicU64::new(u64::MAX);
+
+    /// Overrides how long a replica with no session stays in the process registry, so a test
+    /// can make the poller release it at every tick.
+    pub fn set_idle_timeout(d: Duration) {
+        IDLE_TIMEOUT_MS.store(d.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// The override, if a test set one.
+    pub fn idle_timeout() -> Option<Duration> {
+        match IDLE_TIMEOUT_MS.load(Ordering::Relaxed) {
+            u64::MAX => None,
+            ms => Some(Duration::from_millis(ms)),
+        }
+    }
+
+    /// Panics if a test armed `name` for `context`.
     #[allow(clippy::panic)]
-    pub fn fault_point(name: &'static str) {
+    pub fn fault_point(name: &'static str, context: &str) {
         let hit = {
             let mut armed = ARMED.lock();
             armed
                 .iter()
-                .position(|n| *n == name)
-                .map(|i| armed.swap_remove(i))
+                .position(|(n, c)| *n == name && c == context)
+                .map(|i| armed.remove(i))
         };
         if hit.is_some() {
             panic!("fault point {name}");
@@ -200,9 +258,21 @@ mod points {
 
 #[cfg(not(any(test, feature = "fault-points")))]
 mod points {
+    use std::time::Duration;
+
     /// No fault points in the product.
     #[inline(always)]
-    pub fn fault_point(_name: &'static str) {}
+    pub fn fault_point(_name: &'static str, _context: &str) {}
+
+    pub(super) fn first_backoff() -> Duration {
+        super::FIRST_BACKOFF
+    }
+
+    /// No override in the product.
+    #[inline(always)]
+    pub fn idle_timeout() -> Option<Duration> {
+        None
+    }
 }
 
 pub use points::*;
@@ -289,9 +359,10 @@ mod tests {
 
     #[test]
     fn fault_points_fire_once() {
-        arm("supervise.test");
-        let first = std::panic::catch_unwind(|| fault_point("supervise.test"));
+        arm("supervise.test", "here", 1);
+        fault_point("supervise.test", "elsewhere");
+        let first = std::panic::catch_unwind(|| fault_point("supervise.test", "here"));
         assert!(first.is_err());
-        fault_point("supervise.test");
+        fault_point("supervise.test", "here");
     }
 }

@@ -8,7 +8,7 @@
 //! before COMMIT returns when the interval is zero.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -21,8 +21,8 @@ use crate::layout::Layout;
 use crate::meta;
 use crate::plan::FileInfo;
 use crate::replica::Replica;
-use crate::runtime;
 use crate::stats::Stats;
+use crate::supervise::{self, Health, Task};
 use crate::version::{Overlay, Version};
 
 /// Uploads that keep failing for this long make the next write transaction fail, so that an
@@ -98,6 +98,9 @@ pub(crate) struct Writer {
     upload: tokio::sync::Mutex<()>,
     /// Wakes the sync task early (close, `PRAGMA litestream_sync`).
     wake: tokio::sync::Notify,
+    /// The supervised upload and compaction loops.
+    uploader: Arc<Health>,
+    compactor: Arc<Health>,
 }
 
 impl std::fmt::Debug for Writer {
@@ -245,7 +248,20 @@ impl Writer {
             state: Mutex::new(st),
             upload: tokio::sync::Mutex::new(()),
             wake: tokio::sync::Notify::new(),
+            uploader: Arc::new(Health::new(Task::Uploader)),
+            compactor: Arc::new(Health::new(Task::Compactor)),
         }
+    }
+
+    /// `Err` once the upload or compaction loop was given up.
+    pub(crate) fn check_health(&self) -> Result<()> {
+        self.uploader.check()?;
+        self.compactor.check()
+    }
+
+    /// Failures of the writer's loops so far.
+    pub(crate) fn task_failures(&self) -> u64 {
+        self.uploader.failures() + self.compactor.failures()
     }
 
     /// The version connections read: the replica's state plus local commits.
@@ -273,6 +289,7 @@ impl Writer {
     /// Whether a write transaction may start: not fenced, and uploads not failing for longer
     /// than the bound.
     pub(crate) fn check_writable(&self) -> Result<()> {
+        self.check_health()?;
         let st = self.state.lock();
         if let Some(f) = &st.fenced {
             return Err(Error::Conflict(f.clone()));
@@ -459,77 +476,108 @@ impl Writer {
     /// waits for a quiet moment. Failures back off (up to `MAX_BACKOFF`) and are reported.
     pub(crate) fn spawn_sync(r: &Arc<Replica>, mine: &Arc<Writer>) {
         let weak = Arc::downgrade(r);
+        let health = mine.uploader.clone();
         let mine = Arc::downgrade(mine);
-        runtime::handle().spawn(async move {
-            let mut backoff = Duration::ZERO;
-            let mut last = Instant::now();
-            loop {
-                let (interval, wake) = {
-                    let Some(r) = weak.upgrade() else { return };
-                    let Some(w) = current(&r, &mine) else { return };
-                    (w.opts.sync_interval, w)
-                };
-                let interval = if interval.is_zero() {
-                    Duration::from_secs(1)
-                } else {
-                    interval
-                };
-                // Counted from the start of the last upload, not its end, so that under load
-                // there is an upload in every interval rather than one per interval + upload.
-                let pause = interval.saturating_sub(last.elapsed()).max(backoff);
-                tokio::select! {
-                    () = tokio::time::sleep(pause) => {}
-                    () = wake.wake.notified() => {}
-                }
-                let Some(r) = weak.upgrade() else { return };
-                let Some(w) = current(&r, &mine) else { return };
-                last = Instant::now();
-                match w.upload(&r).await {
-                    Ok(_) => backoff = Duration::ZERO,
-                    Err(Error::Conflict(_)) => return,
-                    Err(e) => {
-                        backoff = (backoff * 2).clamp(Duration::from_millis(250), MAX_BACKOFF);
-                        tracing::warn!(error = %e, retry_in = ?backoff, "upload failed; the commits stay in the write buffer");
-                    }
-                }
-            }
+        let context = r.display_url().to_string();
+        supervise::spawn(health, context, move || {
+            Writer::sync_loop(weak.clone(), mine.clone())
         });
     }
 
-    /// Starts the task that compacts, snapshots and enforces retention on the writer's
-    /// replica, and then moves the writer's base onto the compacted files, so that its index
-    /// stays small and never points at a file retention deleted.
-    pub(crate) fn spawn_compaction(r: &Arc<Replica>, mine: &Arc<Writer>, compactor: Compactor) {
-        let weak = Arc::downgrade(r);
-        let mine = Arc::downgrade(mine);
-        runtime::handle().spawn(async move {
-            let mut compactor = compactor;
-            loop {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                let Some(r) = weak.upgrade() else { return };
-                let Some(w) = current(&r, &mine) else { return };
-                if w.state.lock().fenced.is_some() {
-                    return;
-                }
-                match compactor.run_due(Instant::now()).await {
-                    Ok(report) if report.written.is_empty() && report.deleted.is_empty() => {}
-                    Ok(report) => {
-                        tracing::debug!(
-                            written = report.written.len(),
-                            deleted = report.deleted.len(),
-                            "compaction"
-                        );
-                        match r.build_latest().await {
-                            Ok(v) => w.replace_base(&r, v),
-                            Err(e) => {
-                                tracing::warn!(error = %e, "could not re-plan after compaction")
-                            }
-                        }
-                    }
-                    Err(e) => tracing::warn!(error = %e, "compaction failed; retrying later"),
+    /// The upload loop; `Ok` once its replica or this writer is gone, or the writer is fenced.
+    async fn sync_loop(weak: Weak<Replica>, mine: Weak<Writer>) -> Result<()> {
+        let mut backoff = Duration::ZERO;
+        let mut last = Instant::now();
+        loop {
+            let (interval, wake) = {
+                let Some(r) = weak.upgrade() else {
+                    return Ok(());
+                };
+                let Some(w) = current(&r, &mine) else {
+                    return Ok(());
+                };
+                (w.opts.sync_interval, w)
+            };
+            let interval = if interval.is_zero() {
+                Duration::from_secs(1)
+            } else {
+                interval
+            };
+            // Counted from the start of the last upload, not its end, so that under load
+            // there is an upload in every interval rather than one per interval + upload.
+            let pause = interval.saturating_sub(last.elapsed()).max(backoff);
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                () = wake.wake.notified() => {}
+            }
+            let Some(r) = weak.upgrade() else {
+                return Ok(());
+            };
+            let Some(w) = current(&r, &mine) else {
+                return Ok(());
+            };
+            supervise::fault_point("uploader", r.display_url());
+            last = Instant::now();
+            match w.upload(&r).await {
+                Ok(_) => backoff = Duration::ZERO,
+                Err(Error::Conflict(_)) => return Ok(()),
+                Err(e) => {
+                    backoff = (backoff * 2).clamp(Duration::from_millis(250), MAX_BACKOFF);
+                    tracing::warn!(error = %e, retry_in = ?backoff, "upload failed; the commits stay in the write buffer");
                 }
             }
+        }
+    }
+
+    pub(crate) fn spawn_compaction(r: &Arc<Replica>, mine: &Arc<Writer>, compactor: Compactor) {
+        let weak = Arc::downgrade(r);
+        let health = mine.compactor.clone();
+        let mine = Arc::downgrade(mine);
+        let context = r.display_url().to_string();
+        // Shared by every restart, so a restart keeps the schedule of what is due.
+        let compactor = Arc::new(tokio::sync::Mutex::new(compactor));
+        supervise::spawn(health, context, move || {
+            Writer::compaction_loop(weak.clone(), mine.clone(), compactor.clone())
         });
+    }
+
+    /// The compaction loop; `Ok` once its replica or this writer is gone, or it is fenced.
+    async fn compaction_loop(
+        weak: Weak<Replica>,
+        mine: Weak<Writer>,
+        compactor: Arc<tokio::sync::Mutex<Compactor>>,
+    ) -> Result<()> {
+        let mut compactor = compactor.lock().await;
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let Some(r) = weak.upgrade() else {
+                return Ok(());
+            };
+            let Some(w) = current(&r, &mine) else {
+                return Ok(());
+            };
+            if w.state.lock().fenced.is_some() {
+                return Ok(());
+            }
+            supervise::fault_point("compactor", r.display_url());
+            match compactor.run_due(Instant::now()).await {
+                Ok(report) if report.written.is_empty() && report.deleted.is_empty() => {}
+                Ok(report) => {
+                    tracing::debug!(
+                        written = report.written.len(),
+                        deleted = report.deleted.len(),
+                        "compaction"
+                    );
+                    match r.build_latest().await {
+                        Ok(v) => w.replace_base(&r, v),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "could not re-plan after compaction")
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "compaction failed; retrying later"),
+            }
+        }
     }
 
     /// Puts `v` (the replica's files, planned afresh) under the local commits, if it is the

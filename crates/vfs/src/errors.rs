@@ -14,6 +14,9 @@ pub fn read_code(e: &replica::Error) -> SqliteErr {
         E::Config(_) | E::Empty { .. } | E::InvalidTarget { .. } => vars::SQLITE_CANTOPEN,
         E::Conflict(_) => vars::SQLITE_BUSY,
         E::Buffer { .. } => vars::SQLITE_IOERR_READ,
+        // The state would not move any more: refuse rather than serve it as the latest.
+        E::TaskFailed { .. } => vars::SQLITE_IOERR_RDLOCK,
+        E::Internal(_) => vars::SQLITE_INTERNAL,
     }
 }
 

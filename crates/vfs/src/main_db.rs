@@ -395,7 +395,14 @@ impl MainDb {
         if level >= LockLevel::Shared && self.lock == LockLevel::Unlocked {
             let v = match &self.pinned {
                 Some(v) => v.clone(),
-                None => self.session()?.current(),
+                None => {
+                    let session = self.session()?;
+                    if let Err(e) = session.check_health() {
+                        tracing::error!(error = %e, "read refused");
+                        return Err(errors::read_code(&e));
+                    }
+                    session.current()
+                }
             };
             self.local = self.session()?.local_reader(&v);
             self.txn = Some(v);

@@ -81,7 +81,7 @@ fn written_replica(dir: &Path) -> Vec<u64> {
             "app.db",
             &dir.join("replica"),
             &format!(
-                "&write_enabled=true&buffer_path={}",
+                "&write_enabled=true&poll_interval=20ms&buffer_path={}",
                 dir.join("app.buffer").display()
             ),
         ),
@@ -106,6 +106,9 @@ fn written_replica(dir: &Path) -> Vec<u64> {
         let txid = text(&writer, "PRAGMA litestream_txid");
         txids.push(u64::from_str_radix(&txid, 16).expect("hex txid"));
     }
+    // The process keeps the replica (and a writer attached to it) for a while after the last
+    // connection closes; switch write mode off so later connections of the test are readers.
+    assert_eq!(text(&writer, "PRAGMA litestream_write_enabled = 0"), "0");
     txids
 }
 
@@ -203,4 +206,98 @@ fn a_bad_replica_url_fails_the_open_with_a_message() {
     })
     .expect_err("an unknown scheme must fail");
     assert!(err.to_string().contains("nosuch"), "{err}");
+}
+
+fn stat(conn: &Connection, name: &str) -> u64 {
+    let stats = text(conn, "PRAGMA litestream_stats");
+    let key = format!("\"{name}\":");
+    stats
+        .split(&key)
+        .nth(1)
+        .and_then(|rest| rest.split([',', '}']).next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing from {stats}"))
+}
+
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !f() {
+        // Only a guard against a hang, not a measurement.
+        assert!(
+            start.elapsed().as_secs() < 30,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_panicking_uploader_is_restarted_and_commits_still_go_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let replica_dir = dir.path().join("replica");
+    let writer = open(
+        &uri(
+            "app.db",
+            &replica_dir,
+            &format!(
+                "&write_enabled=true&sync_interval=20ms&buffer_path={}",
+                dir.path().join("app.buffer").display()
+            ),
+        ),
+        rw_flags(),
+    );
+    let url = text(&writer, "PRAGMA litestream_replica_url");
+    replica::supervise::arm("uploader", &url, 1);
+    writer
+        .execute_batch(
+            "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t(v) VALUES ('a');",
+        )
+        .expect("write");
+    eventually("the uploader to panic once", || {
+        stat(&writer, "task_failures") == 1
+    });
+    writer
+        .execute("INSERT INTO t(v) VALUES ('b')", [])
+        .expect("a write after the restart");
+    eventually("both commits uploaded by the restarted loop", || {
+        stat(&writer, "write_pending_commits") == 0
+    });
+    drop(writer);
+    let reader = open(
+        &uri("app.db", &replica_dir, "&poll_interval=0"),
+        OpenFlags::SQLITE_OPEN_READ_ONLY,
+    );
+    assert_eq!(count(&reader), 2);
+}
+
+#[test]
+fn a_reader_whose_poller_was_given_up_refuses_the_latest_state() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let txids = written_replica(dir.path());
+    replica::supervise::set_first_backoff(std::time::Duration::from_millis(1));
+    let reader = open(
+        &uri("app.db", &dir.path().join("replica"), "&poll_interval=20ms"),
+        OpenFlags::SQLITE_OPEN_READ_ONLY,
+    );
+    assert_eq!(count(&reader), 300);
+    let url = text(&reader, "PRAGMA litestream_replica_url");
+    let n = replica::supervise::MAX_FAILURES_IN_A_ROW;
+    replica::supervise::arm("poller", &url, n);
+    eventually("the poller to be given up", || {
+        stat(&reader, "task_failures") == u64::from(n)
+    });
+    let err = reader
+        .query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0))
+        .expect_err("a state that no longer moves is not served as the latest");
+    assert_eq!(
+        err.sqlite_error_code(),
+        Some(ErrorCode::SystemIoFailure),
+        "{err}"
+    );
+    // A past state does not depend on the poller.
+    text(
+        &reader,
+        &format!("PRAGMA litestream_txid = '{:016x}'", txids[0]),
+    );
+    assert_eq!(count(&reader), 100);
 }
