@@ -246,6 +246,25 @@ fn vacuum_into_exports_the_state_read_as_litestream_restore_does() -> Result<()>
         copy,
         snapshot(&go_restore(&target, dir.path(), "go-latest.db")?)?
     );
+    // And the shell's hash of the whole content (schema and every row): the copy's, the
+    // replica's read through the VFS and the restored file's are one.
+    let sha3 = |open: String| shell(&format!(".open {open}\n.sha3sum\n"), &[]);
+    let hash = sha3(out.display().to_string())?;
+    assert!(
+        !hash.trim().is_empty() && hash.trim().chars().all(|c| c.is_ascii_hexdigit()),
+        "{hash}"
+    );
+    assert_eq!(
+        sha3(format!(
+            "file:app.db?vfs=litestream&replica_url={}",
+            uri_encode(&target.url())
+        ))?,
+        hash
+    );
+    assert_eq!(
+        sha3(dir.path().join("go-latest.db").display().to_string())?,
+        hash
+    );
     assert_eq!(copy["t"].len(), 300);
 
     // SQLite's own rule for the target: an existing non-empty file is refused.
