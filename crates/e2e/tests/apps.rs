@@ -246,6 +246,25 @@ fn vacuum_into_exports_the_state_read_as_litestream_restore_does() -> Result<()>
         copy,
         snapshot(&go_restore(&target, dir.path(), "go-latest.db")?)?
     );
+    // And the shell's hash of the whole content (schema and every row): the copy's, the
+    // replica's read through the VFS and the restored file's are one.
+    let sha3 = |open: String| shell(&format!(".open {open}\n.sha3sum\n"), &[]);
+    let hash = sha3(out.display().to_string())?;
+    assert!(
+        !hash.trim().is_empty() && hash.trim().chars().all(|c| c.is_ascii_hexdigit()),
+        "{hash}"
+    );
+    assert_eq!(
+        sha3(format!(
+            "file:app.db?vfs=litestream&replica_url={}",
+            uri_encode(&target.url())
+        ))?,
+        hash
+    );
+    assert_eq!(
+        sha3(dir.path().join("go-latest.db").display().to_string())?,
+        hash
+    );
     assert_eq!(copy["t"].len(), 300);
 
     // SQLite's own rule for the target: an existing non-empty file is refused.
@@ -275,6 +294,44 @@ fn vacuum_into_exports_the_state_read_as_litestream_restore_does() -> Result<()>
         objects(&dir.path().join("replica"))?,
         before,
         "the replica was not touched"
+    );
+    Ok(())
+}
+
+#[test]
+fn the_vfs_named_at_open_serves_the_replica_and_attached_files_stay_local() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let target = small_replica(dir.path())?;
+    e2e::load_extension()?;
+    // `sqlite3_open_v2(name, flags, "litestream")`, configured by the environment: the name
+    // has no URI parameter saying it is a replica. (Every other test names its replica in the
+    // URI, which wins over this variable, and the child processes run without it.)
+    std::env::set_var("LITESTREAM_REPLICA_URL", target.url());
+    let name = dir.path().join("app.db");
+    let opened = Connection::open_with_flags_and_vfs(
+        &name,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_CREATE,
+        c"litestream",
+    );
+    std::env::remove_var("LITESTREAM_REPLICA_URL");
+    let conn = opened?;
+    let want = snapshot(&go_restore(&target, dir.path(), "restored.db")?)?;
+    assert_eq!(
+        snapshot(&conn)?,
+        want,
+        "the connection's own database is the replica"
+    );
+    assert!(!name.exists(), "no local file of the replica's name");
+
+    let copy = dir.path().join("copy.db");
+    conn.execute("VACUUM INTO ?1", [copy.display().to_string()])?;
+    assert_eq!(snapshot(&Connection::open(&copy)?)?, want);
+    let local = dir.path().join("local.db");
+    conn.execute("ATTACH ?1 AS loc", [local.display().to_string()])?;
+    conn.execute_batch("CREATE TABLE loc.x AS SELECT id FROM t WHERE id <= 5; DETACH loc;")?;
+    assert_eq!(
+        dump(&Connection::open(&local)?, "SELECT count(*) FROM x")?,
+        vec![vec!["Integer(5)".to_string()]]
     );
     Ok(())
 }

@@ -420,3 +420,32 @@ pub fn delete(name: &str) -> VfsResult<()> {
     // pager asks for in rollback mode.
     check(unsafe { f(vfs, n.as_ptr().cast(), 1) })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_end_with_an_empty_parameter_list() {
+        assert_eq!(&*c_name("/tmp/a.db"), b"/tmp/a.db\0\0");
+        assert_eq!(&*c_name("a\0b"), b"ab\0\0");
+    }
+
+    #[test]
+    fn only_journals_of_registered_local_databases_are_companions() {
+        LOCAL_MAINS
+            .lock()
+            .get_or_insert_with(HashMap::new)
+            .insert("/data/local.db".into(), 1);
+        assert!(is_local_companion("/data/local.db-journal"));
+        assert!(is_local_companion("/data/local.db-wal"));
+        assert!(!is_local_companion("/data/local.db"));
+        assert!(!is_local_companion("/data/other.db-journal"));
+        LOCAL_MAINS
+            .lock()
+            .as_mut()
+            .unwrap()
+            .remove("/data/local.db");
+        assert!(!is_local_companion("/data/local.db-journal"));
+    }
+}

@@ -216,3 +216,38 @@ fn stats(db: &MainDb) -> Result<String, PragmaErr> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db() -> MainDb {
+        let config = crate::config::Config::resolve(&|_| None, &|_| None).unwrap();
+        MainDb::failed("no replica in unit tests".into(), config)
+    }
+
+    #[test]
+    fn wal_answers_with_the_rollback_mode_in_effect() {
+        let mut db = db();
+        let wal = |db: &mut MainDb, v: &str| match handle(db, "journal_mode", Some(v)) {
+            Ok(Some(mode)) => mode,
+            other => panic!("{v}: {other:?}"),
+        };
+        assert_eq!(wal(&mut db, "WAL"), "delete");
+        // Other modes are SQLite's to set (NotFound lets it), and are then the answer.
+        assert!(matches!(
+            handle(&mut db, "JOURNAL_MODE", Some("Persist")),
+            Err(PragmaErr::NotFound)
+        ));
+        assert_eq!(wal(&mut db, "wal2"), "persist");
+        assert!(matches!(
+            handle(&mut db, "journal_mode", Some("bogus")),
+            Err(PragmaErr::NotFound)
+        ));
+        assert_eq!(wal(&mut db, "'wal'"), "persist");
+        assert!(matches!(
+            handle(&mut db, "journal_mode", None),
+            Err(PragmaErr::NotFound)
+        ));
+    }
+}
