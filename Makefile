@@ -19,10 +19,13 @@ dist: build
 # Unit, property, engine (file:// and a real S3 server on 127.0.0.1), golden sql-tests through
 # the sqlite3 shell, interop with the Go litestream 0.5.17 tools, fault injection, corruption,
 # security, the fuzz corpus replay (docs/reliability.md), the setup's decisions and the packages of
-# `make dist` installed with pip and npm, then a one-minute fuzz run.
+# `make dist` installed with pip and npm, then a short fuzz run; formatting is checked first and
+# clippy's lint wall (Cargo.toml [workspace.lints], the product crates' lib.rs) last.
 test: dist
+	$(CARGO) fmt --all -- --check
 	$(CARGO) test --release --workspace --no-fail-fast
 	@$(MAKE) --no-print-directory fuzz-smoke
+	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
 
 demo: build
 	@scripts/demo.sh

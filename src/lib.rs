@@ -4,6 +4,15 @@
 //! without `lib`, non-letters dropped: `sqlite3_litestreamvfs_init`), the same symbol the Go
 //! extension exports.
 
+// Product code returns errors; it never unwraps, panics or leaves debugging output behind.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::todo,
+    clippy::dbg_macro
+)]
+
 use std::ffi::{c_char, c_int, c_void};
 
 /// SQLite extension entry point.

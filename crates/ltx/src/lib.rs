@@ -10,6 +10,15 @@
 //! * whole files: [`decode_file`], [`verify_file`], [`decode_file_with`];
 //! * page by page: [`PageReader`] (verifies as it goes, one page of memory);
 //! * writing: [`Encoder`]; merging consecutive files into one: [`compact`].
+
+// Product code returns errors; it never unwraps, panics or leaves debugging output behind.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::todo,
+    clippy::dbg_macro
+)]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

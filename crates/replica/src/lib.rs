@@ -5,6 +5,15 @@
 //! [`replica`] (catalog, shared page cache, poller). For the writer, [`writer`] (write buffer,
 //! uploads, fencing) and [`compact`] (compaction, snapshots, retention). Nothing here knows SQLite.
 
+// Product code returns errors; it never unwraps, panics or leaves debugging output behind.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::todo,
+    clippy::dbg_macro
+)]
+
 mod buffer;
 pub mod compact;
 pub mod error;

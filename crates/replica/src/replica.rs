@@ -453,12 +453,14 @@ impl Replica {
             }
         }
         let page_size = version.page_size();
+        // Prefetching is an optimisation: without a runtime, reads simply fetch on demand.
+        let Ok(rt) = runtime::handle() else { return };
         for (file, mut pages) in by_file.into_values() {
             pages.sort_by_key(|(_, l)| l.offset);
             for span in coalesce(pages, PREFETCH_GAP, MAX_READAHEAD_BYTES) {
                 let me = self.clone();
                 let file = file.clone();
-                runtime::handle().spawn(async move {
+                rt.spawn(async move {
                     if let Err(e) = me.prefetch_span(&file, span, page_size).await {
                         tracing::debug!(key = %file.path, error = %e, "prefetch failed");
                     }

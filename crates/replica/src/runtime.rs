@@ -15,10 +15,11 @@ use tokio::runtime::{Builder, Handle, Runtime};
 
 use crate::error::{Error, Result};
 
-static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+static RUNTIME: OnceLock<std::result::Result<Runtime, String>> = OnceLock::new();
 
-/// The shared runtime handle, started on first use.
-pub fn handle() -> &'static Handle {
+/// The shared runtime handle, started on first use; an error if its threads cannot be started
+/// (the process is out of threads or memory), which every caller reports instead of panicking.
+pub fn handle() -> Result<&'static Handle> {
     RUNTIME
         .get_or_init(|| {
             Builder::new_multi_thread()
@@ -26,9 +27,11 @@ pub fn handle() -> &'static Handle {
                 .thread_name("litestream-io")
                 .enable_all()
                 .build()
-                .expect("cannot start the litestream I/O runtime")
+                .map_err(|e| e.to_string())
         })
-        .handle()
+        .as_ref()
+        .map(Runtime::handle)
+        .map_err(|e| Error::Internal(format!("cannot start the litestream I/O runtime: {e}")))
 }
 
 /// Runs `fut` on the engine runtime and waits for it from a synchronous caller. A panic in it
@@ -40,7 +43,7 @@ where
 {
     crate::supervise::install_panic_hook();
     let (tx, rx) = mpsc::sync_channel(1);
-    handle().spawn(async move {
+    handle()?.spawn(async move {
         let _ = tx.send(AssertUnwindSafe(fut).catch_unwind().await);
     });
     match rx.recv() {

@@ -101,7 +101,16 @@ where
     Fut: Future<Output = RunResult> + Send + 'static,
 {
     install_panic_hook();
-    runtime::handle().spawn(supervise(health, context, run));
+    match runtime::handle() {
+        Ok(rt) => drop(rt.spawn(supervise(health, context, run))),
+        Err(e) => give_up(&health, &context, e.to_string()),
+    }
+}
+
+fn give_up(health: &Health, context: &str, cause: String) {
+    let task = health.task.name();
+    tracing::error!(task, %context, %cause, "background task could not start");
+    *health.given_up.lock() = Some(cause);
 }
 
 /// Like [`spawn`], then `on_give_up(cause)` if the loop is given up.
@@ -115,7 +124,14 @@ pub fn spawn_then<F, Fut>(
     Fut: Future<Output = RunResult> + Send + 'static,
 {
     install_panic_hook();
-    runtime::handle().spawn(async move {
+    let rt = match runtime::handle() {
+        Ok(rt) => rt,
+        Err(e) => {
+            give_up(&health, &context, e.to_string());
+            return on_give_up(e.to_string());
+        }
+    };
+    rt.spawn(async move {
         if let Some(cause) = supervise(health, context, run).await {
             on_give_up(cause);
         }

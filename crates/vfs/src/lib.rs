@@ -2,6 +2,15 @@
 //! the one place that maps engine errors to SQLite codes. The root cdylib only calls
 //! [`init_extension`].
 
+// Product code returns errors; it never unwraps, panics or leaves debugging output behind.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::todo,
+    clippy::dbg_macro
+)]
+
 pub mod btree;
 pub mod config;
 pub mod errors;

@@ -244,7 +244,7 @@ impl Api {
     /// `ctx` must be the context of a running SQL function call.
     pub unsafe fn result(self, ctx: *mut c_void, value: FnResult) {
         let ctx = ctx.cast();
-        // SAFETY (all arms): `ctx` is live per the contract; SQLITE_TRANSIENT (-1) makes SQLite
+        // SAFETY: in every arm, `ctx` is live per the contract; SQLITE_TRANSIENT (-1) makes SQLite
         // copy the text before we drop it.
         unsafe {
             match value {
