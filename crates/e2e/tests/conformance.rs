@@ -19,6 +19,9 @@
 //!   GCS) is enforced by the server: on GCS it is the testkit front that enforces it, because
 //!   fake-gcs-server ignores the precondition (see testkit::gcs).
 //!
+//! Beside the suite, `gcs_endpoint_forms` and `azure_endpoint_and_credential_forms` open one
+//! replica in the `sqlite3` shell in every way the configuration reference documents.
+//!
 //! `LITESTREAM_RACE_ROUNDS` (default 2) sets the race rounds.
 
 mod common;
@@ -31,7 +34,7 @@ use anyhow::{bail, Context, Result};
 use common::{
     acked, dump_child, env_u64, go_restore, go_vfs_shell, integrity, snapshot, Writer, WORKLOAD,
 };
-use e2e::{dump, load_extension, open_vfs, open_vfs_rw, uri_encode};
+use e2e::{dump, load_extension, open_vfs, open_vfs_rw, shell, uri_encode};
 use rusqlite::Connection;
 use testkit::backend::{Backend, Kind};
 use testkit::fault::{FaultConfig, FaultProxy};
@@ -588,5 +591,111 @@ fn race(kind: Kind) -> Result<()> {
             g.stats().put_precondition_failed
         );
     }
+    Ok(())
+}
+
+/// A small replica written by our writer at `path`: table `t` of 3 rows.
+fn small_replica(backend: &Backend, path: &str) -> Result<ReplicaTarget> {
+    load_extension()?;
+    let target = backend.target(path)?;
+    let dir = tempfile::tempdir()?;
+    let buffer = dir.path().join("small.buffer");
+    let conn = open_vfs_rw(
+        "small.db",
+        &target.url(),
+        &format!("&buffer_path={}", uri_encode(&buffer.display().to_string())),
+    )?;
+    conn.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1), (2), (3);")?;
+    drop(conn);
+    Ok(target)
+}
+
+/// `SELECT count(*) FROM t` through the VFS in the `sqlite3` shell, with `env` (an empty
+/// value unsets a variable the shell would otherwise get).
+fn count_in_shell(url: &str, env: &[(&str, String)]) -> Result<String> {
+    let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    env.push(("LITESTREAM_REPLICA_URL", url));
+    let out = shell(
+        ".open file:small.db?vfs=litestream\nSELECT count(*) FROM t;\n",
+        &env,
+    )?;
+    Ok(out.trim().to_string())
+}
+
+#[test]
+fn gcs_endpoint_forms() -> Result<()> {
+    let backend = Backend::start(Kind::Gcs)?;
+    let target = small_replica(&backend, "db/forms")?;
+    let ReplicaTarget::Gcs { emulator_host, .. } = &target else {
+        bail!("not a GCS target: {target:?}");
+    };
+    for (url, env) in [
+        // ?endpoint= (the front, which our writer needs), anonymous.
+        (target.url(), vec![]),
+        // The Google SDKs' variable, as host:port and as a URL, straight to the emulator.
+        (
+            "gs://bucket/db/forms".to_string(),
+            vec![("STORAGE_EMULATOR_HOST", emulator_host.clone())],
+        ),
+        (
+            "gs://bucket/db/forms".to_string(),
+            vec![("STORAGE_EMULATOR_HOST", format!("http://{emulator_host}"))],
+        ),
+    ] {
+        assert_eq!(count_in_shell(&url, &env)?, "3", "{url} with {env:?}");
+    }
+    Ok(())
+}
+
+#[test]
+fn azure_endpoint_and_credential_forms() -> Result<()> {
+    let backend = Backend::start(Kind::Azure)?;
+    let target = small_replica(&backend, "db/forms")?;
+    let azurite = backend.azurite().context("Azurite")?;
+    let ep = azurite.endpoint();
+    let key = testkit::azurite::ACCOUNT_KEY.to_string();
+    let unset = ("LITESTREAM_AZURE_ACCOUNT_KEY", String::new());
+    let with_account = format!("abs://devstoreaccount1@bucket/db/forms?endpoint={ep}");
+    let without_account = format!("abs://bucket/db/forms?endpoint={ep}");
+    for (url, env) in [
+        // The account in the URL, the key from the Go tools' variable.
+        (target.url(), vec![]),
+        // The Azure SDKs' key variable.
+        (
+            with_account.clone(),
+            vec![unset.clone(), ("AZURE_STORAGE_ACCOUNT_KEY", key.clone())],
+        ),
+        // A connection string names account, key and endpoint.
+        (
+            "abs://bucket/db/forms".to_string(),
+            vec![
+                unset.clone(),
+                (
+                    "AZURE_STORAGE_CONNECTION_STRING",
+                    format!(
+                        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={key};BlobEndpoint={ep};"
+                    ),
+                ),
+            ],
+        ),
+        // Azurite's emulator mode: its account and key.
+        (
+            without_account.clone(),
+            vec![unset.clone(), ("AZURE_STORAGE_USE_EMULATOR", "true".into())],
+        ),
+        // A SAS token, and no key at all.
+        (
+            with_account.clone(),
+            vec![
+                unset.clone(),
+                ("LITESTREAM_AZURE_SAS_TOKEN", azurite.account_sas()?),
+            ],
+        ),
+    ] {
+        assert_eq!(count_in_shell(&url, &env)?, "3", "{url} with {env:?}");
+    }
+    // Without credentials the open fails at once, naming them.
+    let out = count_in_shell(&with_account, &[unset])?;
+    assert!(out.contains("LITESTREAM_AZURE_ACCOUNT_KEY"), "{out}");
     Ok(())
 }

@@ -69,13 +69,7 @@ impl Azurite {
         let to_sign = format!(
             "PUT\n\n\n\n\n\n\n\n\n\n\n\nx-ms-date:{date}\nx-ms-version:{version}\n/{ACCOUNT}/{ACCOUNT}/{name}\nrestype:container"
         );
-        let key = base64::engine::general_purpose::STANDARD.decode(ACCOUNT_KEY)?;
-        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &key);
-        let sig = aws_lc_rs::hmac::sign(&key, to_sign.as_bytes());
-        let auth = format!(
-            "SharedKey {ACCOUNT}:{}",
-            base64::engine::general_purpose::STANDARD.encode(sig.as_ref())
-        );
+        let auth = format!("SharedKey {ACCOUNT}:{}", sign(&to_sign)?);
         request_ok(
             &self.endpoint(),
             "PUT",
@@ -90,4 +84,32 @@ impl Azurite {
         .with_context(|| format!("create Azurite container {name}"))?;
         Ok(())
     }
+
+    /// An account SAS token for the blob service (read, write, delete, list, add, create on
+    /// everything) valid for an hour, as `sv=…&sig=…`.
+    pub fn account_sas(&self) -> Result<String> {
+        let expiry = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1))
+            .strftime("%Y-%m-%dT%H:%M:%SZ")
+            .to_string();
+        let (version, perms, protocol) = ("2021-08-06", "rwdlac", "https,http");
+        // Account SAS, version 2020-12-06 and later: the fields in this order, each ended by a
+        // newline (start time, IP range and encryption scope empty).
+        let to_sign =
+            format!("{ACCOUNT}\n{perms}\nb\nsco\n\n{expiry}\n\n{protocol}\n{version}\n\n");
+        let sig: String = sign(&to_sign)?
+            .replace('+', "%2B")
+            .replace('/', "%2F")
+            .replace('=', "%3D");
+        Ok(format!(
+            "sv={version}&ss=b&srt=sco&sp={perms}&se={expiry}&spr={protocol}&sig={sig}"
+        ))
+    }
+}
+
+/// HMAC-SHA256 of `to_sign` with the account key, in base64: Shared Key and SAS signatures.
+fn sign(to_sign: &str) -> Result<String> {
+    let key = base64::engine::general_purpose::STANDARD.decode(ACCOUNT_KEY)?;
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &key);
+    let sig = aws_lc_rs::hmac::sign(&key, to_sign.as_bytes());
+    Ok(base64::engine::general_purpose::STANDARD.encode(sig.as_ref()))
 }

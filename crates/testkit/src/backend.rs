@@ -136,4 +136,12 @@ impl Backend {
             _ => None,
         }
     }
+
+    /// Azurite, for its SAS tokens.
+    pub fn azurite(&self) -> Option<&Azurite> {
+        match &self.server {
+            Server::Azure(a) => Some(a),
+            _ => None,
+        }
+    }
 }
