@@ -145,15 +145,9 @@ pub fn connect_with(url: &str, env: Env<'_>, create: bool) -> Result<Location> {
                 env,
                 &display,
             )?;
-            let http = env_true(env, "GOOGLE_ALLOW_HTTP")? || g.plain_http;
-            located(
-                g.builder
-                    .with_client_options(client_options(env, false)?.with_allow_http(http))
-                    .with_retry(retry_config())
-                    .build(),
-                path,
-                display,
-            )
+            let opts = cloud_options(env, "GOOGLE_ALLOW_HTTP", g.plain_http)?;
+            let built = g.builder.with_client_options(opts);
+            located(built.with_retry(retry_config()).build(), path, display)
         }
         "abs" => {
             let account = Some(parsed.username())
@@ -166,15 +160,9 @@ pub fn connect_with(url: &str, env: Env<'_>, create: bool) -> Result<Location> {
                 env,
                 &display,
             )?;
-            let http = env_true(env, "AZURE_ALLOW_HTTP")? || a.plain_http;
-            located(
-                a.builder
-                    .with_client_options(client_options(env, false)?.with_allow_http(http))
-                    .with_retry(retry_config())
-                    .build(),
-                path,
-                display,
-            )
+            let opts = cloud_options(env, "AZURE_ALLOW_HTTP", a.plain_http)?;
+            let built = a.builder.with_client_options(opts);
+            located(built.with_retry(retry_config()).build(), path, display)
         }
         other => Err(Error::Config(format!(
             "unsupported replica URL scheme {other:?} in {display}: supported are file, s3, gs, abs"
@@ -232,9 +220,15 @@ fn bucket(url: &url::Url, display: &str) -> Result<String> {
     }
 }
 
-/// A boolean environment variable (unset: false).
-fn env_true(env: Env<'_>, name: &str) -> Result<bool> {
-    env(name).map_or(Ok(false), |v| parse_bool(&v, name))
+/// Client options of GCS and Azure: plain http for an `http://` endpoint, or everywhere when
+/// the store's own variable (`allow_var`) says so. Setting our options replaces the store's,
+/// so that variable would otherwise be lost.
+fn cloud_options(env: Env<'_>, allow_var: &str, plain_http: bool) -> Result<ClientOptions> {
+    let allow = match env(allow_var) {
+        Some(v) => parse_bool(&v, allow_var)?,
+        None => false,
+    };
+    Ok(client_options(env, false)?.with_allow_http(allow || plain_http))
 }
 
 fn parse_bool(v: &str, what: &str) -> Result<bool> {
