@@ -4,10 +4,11 @@
 //! the Go tools honour: `host:port` means plain http), else the public service.
 //! Credentials, first found: `GOOGLE_SERVICE_ACCOUNT` (or `_PATH`, a file),
 //! `GOOGLE_SERVICE_ACCOUNT_KEY` (the JSON itself), `GOOGLE_APPLICATION_CREDENTIALS` (a file).
-//! An emulator gets none of the implicit sources (anonymous requests, as the Google SDKs send to
-//! `STORAGE_EMULATOR_HOST`); the public service also takes gcloud's application-default file,
-//! and the metadata server only where `GCE_METADATA_HOST` says there is one, so a machine
-//! without credentials fails at once instead of waiting on a metadata service.
+//! `STORAGE_EMULATOR_HOST` always gets anonymous requests, as the Google SDKs send it; an
+//! `?endpoint=` gets those credentials if one is set, else anonymous requests. The public
+//! service also takes gcloud's application-default file, and the metadata server only where
+//! `GCE_METADATA_HOST` says there is one, so a machine without credentials fails at once
+//! instead of waiting on a metadata service.
 
 use std::sync::Arc;
 
