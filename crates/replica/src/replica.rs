@@ -1060,6 +1060,17 @@ pub(crate) async fn list_all(
     Ok(Listing { layout, files })
 }
 
+/// A listing's last-modified time as an upper bound of the file's creation time. Azure lists
+/// whole seconds (and so do GCS emulators): a time with no milliseconds may have been cut down
+/// to the second, and only the end of that second is then sure to come after the upload.
+fn listed_upper_bound(ms: i64) -> i64 {
+    if ms.rem_euclid(1000) == 0 {
+        ms + 999
+    } else {
+        ms
+    }
+}
+
 fn file_info(
     root: &Path,
     m: &object_store::ObjectMeta,
@@ -1077,7 +1088,7 @@ fn file_info(
     let created_ms = header_ts
         .get(&key)
         .copied()
-        .unwrap_or_else(|| m.last_modified.timestamp_millis());
+        .unwrap_or_else(|| listed_upper_bound(m.last_modified.timestamp_millis()));
     Some((
         layout,
         FileInfo {

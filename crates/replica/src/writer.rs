@@ -619,10 +619,15 @@ fn current(r: &Replica, mine: &std::sync::Weak<Writer>) -> Option<Arc<Writer>> {
 }
 
 /// The file checksum of the level-0 file of `txid` in the replica (its last 8 bytes), if the
-/// object is at least that long: what tells this writer's own uploads from another's.
+/// object is at least that long: what tells this writer's own uploads from another's. One HEAD
+/// for the size, then a bounded range: Azure has no suffix range, and no listing is at hand.
 async fn remote_checksum(r: &Replica, txid: u64) -> Result<Option<u64>> {
     let key = r.layout().file_key(&r.remote().root, 0, txid, txid);
-    let tail = r.remote().get_suffix(&key, 8).await?;
+    let size = r.remote().size_of(&key).await?;
+    if size < 8 {
+        return Ok(None);
+    }
+    let tail = r.remote().get_tail(&key, size, 8).await?;
     Ok((tail.len() == 8).then(|| trailer_checksum(&tail)))
 }
 

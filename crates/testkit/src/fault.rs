@@ -151,6 +151,11 @@ pub struct FaultStats {
     pub throttled_bytes: u64,
     /// Upstream failures (answered `502`); not injected faults.
     pub upstream_errors: u64,
+    /// PUTs the upstream answered with 2xx: with no deletions, more of these than objects
+    /// would mean an object was overwritten.
+    pub put_ok: u64,
+    /// PUTs the upstream refused with 409 or 412 (a conditional create of an existing key).
+    pub put_refused: u64,
 }
 
 impl FaultStats {
@@ -192,13 +197,16 @@ impl RequestRecord {
         })
     }
 
-    /// True for an S3 bucket listing: a `GET` on `/bucket` with `list-type` or `prefix`.
+    /// True for a bucket listing: a `GET` on `/bucket` with `list-type` or `prefix` (S3, and
+    /// GCS's XML API), or with `comp=list` (Azure, whose path may start with the account).
     pub fn is_list(&self) -> bool {
         let path = self.path();
         let trimmed = path.trim_start_matches('/');
         self.method == "GET"
-            && !trimmed.trim_end_matches('/').contains('/')
-            && (self.query_param("list-type").is_some() || self.query_param("prefix").is_some())
+            && (self.query_param("comp").as_deref() == Some("list")
+                || !trimmed.trim_end_matches('/').contains('/')
+                    && (self.query_param("list-type").is_some()
+                        || self.query_param("prefix").is_some()))
     }
 }
 
@@ -287,6 +295,8 @@ struct Counters {
     stale_lists: AtomicU64,
     throttled_bytes: AtomicU64,
     upstream_errors: AtomicU64,
+    put_ok: AtomicU64,
+    put_refused: AtomicU64,
 }
 
 fn inc(c: &AtomicU64) {
@@ -435,6 +445,8 @@ impl FaultProxy {
             stale_lists: r(&c.stale_lists),
             throttled_bytes: r(&c.throttled_bytes),
             upstream_errors: r(&c.upstream_errors),
+            put_ok: r(&c.put_ok),
+            put_refused: r(&c.put_refused),
         }
     }
 
@@ -454,6 +466,8 @@ impl FaultProxy {
             &c.stale_lists,
             &c.throttled_bytes,
             &c.upstream_errors,
+            &c.put_ok,
+            &c.put_refused,
         ] {
             a.store(0, Ordering::Relaxed);
         }
@@ -972,6 +986,11 @@ async fn serve(downstream: Downstream, shared: Arc<Shared>) {
             mut body,
             close,
         } = response;
+        if method == "PUT" && (200..300).contains(&status) {
+            inc(&c.put_ok);
+        } else if method == "PUT" && (status == 409 || status == 412) {
+            inc(&c.put_refused);
+        }
         if close {
             upstream = None;
         }

@@ -7,7 +7,11 @@
 //!
 //! Replica layouts written by 0.5.17 (see [`ReplicaTarget::ltx_location`]):
 //! * S3: `PATH/<level as 4 digits>/<min txid 16 hex>-<max txid 16 hex>.ltx`, e.g. `db/0000/…`;
-//! * file: `DIR/ltx/<level>/<min>-<max>.ltx`, e.g. `DIR/ltx/0/…`.
+//! * file, GCS, Azure: `DIR/ltx/<level>/<min>-<max>.ltx`, e.g. `DIR/ltx/0/…`.
+//!
+//! The Go tools reach the emulators as their users would: GCS through `STORAGE_EMULATOR_HOST`,
+//! Azure only through a config file (an `abs://` URL cannot name an endpoint in 0.5.17), so
+//! `restore` and `ltx` of an Azure target run with a config naming the replica.
 //!
 //! Level 9 holds snapshots.
 
@@ -22,6 +26,8 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Deserialize;
 
+use crate::azurite::{Azurite, ACCOUNT, ACCOUNT_KEY};
+use crate::gcs::FakeGcs;
 use crate::s3::{S3Server, ACCESS_KEY, REGION, SECRET_KEY};
 
 pub use crate::primary::PrimaryDb;
@@ -326,6 +332,27 @@ pub enum ReplicaTarget {
         /// Key prefix of the replica inside the bucket, without leading/trailing slashes.
         path: String,
     },
+    /// A path in a bucket of the GCS emulator ([`FakeGcs`]): our engine goes through its front
+    /// (`?endpoint=`), the Go tools to the emulator itself (`STORAGE_EMULATOR_HOST`).
+    Gcs {
+        /// The front, `http://127.0.0.1:PORT`.
+        endpoint: String,
+        /// The emulator, `127.0.0.1:PORT`.
+        emulator_host: String,
+        /// Bucket name.
+        bucket: String,
+        /// Key prefix of the replica.
+        path: String,
+    },
+    /// A path in a container of [`Azurite`], with its development account and key.
+    Abs {
+        /// `http://127.0.0.1:PORT/devstoreaccount1`.
+        endpoint: String,
+        /// Container name.
+        container: String,
+        /// Key prefix of the replica.
+        path: String,
+    },
 }
 
 impl ReplicaTarget {
@@ -349,9 +376,31 @@ impl ReplicaTarget {
         }
     }
 
-    /// The replica URL, as given to `litestream restore`/`ltx` and to our VFS:
-    /// `file:///abs/dir` or
-    /// `s3://bucket/path?endpoint=http://127.0.0.1:PORT&region=us-east-1&force-path-style=true`.
+    /// A GCS replica at `bucket/path` of `gcs`.
+    pub fn gcs(gcs: &FakeGcs, bucket: &str, path: &str) -> ReplicaTarget {
+        ReplicaTarget::Gcs {
+            endpoint: gcs.endpoint(),
+            emulator_host: gcs.emulator_host(),
+            bucket: bucket.to_string(),
+            path: path.trim_matches('/').to_string(),
+        }
+    }
+
+    /// An Azure replica at `container/path` of `azurite`.
+    pub fn abs(azurite: &Azurite, container: &str, path: &str) -> ReplicaTarget {
+        ReplicaTarget::Abs {
+            endpoint: azurite.endpoint(),
+            container: container.to_string(),
+            path: path.trim_matches('/').to_string(),
+        }
+    }
+
+    /// The replica URL, as given to our VFS and (except Azure's) to `litestream restore`/`ltx`:
+    /// `file:///abs/dir`,
+    /// `s3://bucket/path?endpoint=http://127.0.0.1:PORT&region=us-east-1&force-path-style=true`,
+    /// `gs://bucket/path?endpoint=http://127.0.0.1:PORT` (the Go tools ignore the endpoint and
+    /// follow `STORAGE_EMULATOR_HOST`),
+    /// `abs://devstoreaccount1@container/path?endpoint=http://127.0.0.1:PORT/devstoreaccount1`.
     pub fn url(&self) -> String {
         match self {
             ReplicaTarget::File { dir } => format!("file://{}", dir.display()),
@@ -362,13 +411,55 @@ impl ReplicaTarget {
             } => format!(
                 "s3://{bucket}/{path}?endpoint={endpoint}&region={REGION}&force-path-style=true"
             ),
+            ReplicaTarget::Gcs {
+                endpoint,
+                bucket,
+                path,
+                ..
+            } => format!("gs://{bucket}/{path}?endpoint={endpoint}"),
+            ReplicaTarget::Abs {
+                endpoint,
+                container,
+                path,
+            } => format!("abs://{ACCOUNT}@{container}/{path}?endpoint={endpoint}"),
         }
     }
 
-    /// Environment variables a process reading this replica needs (credentials for S3).
+    /// How `litestream restore`/`ltx` name this replica: its URL, or for Azure `-config CFG
+    /// DB` with a config written into `dir` (keep it until the command has run).
+    fn cli_source(&self, dir: &Path) -> Result<Vec<String>> {
+        if !matches!(self, ReplicaTarget::Abs { .. }) {
+            return Ok(vec![self.url()]);
+        }
+        // The database need not exist: the config only names the replica.
+        let db = dir.join("replica-of.db");
+        let cfg = dir.join("litestream-abs.yml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "dbs:\n  - path: {}\n{}",
+                yaml_str(&db.display().to_string()),
+                self.yaml_replica(Duration::from_secs(1))
+            ),
+        )?;
+        Ok(vec![
+            "-config".into(),
+            cfg.display().to_string(),
+            db.display().to_string(),
+        ])
+    }
+
+    /// Environment variables a process reading this replica needs (credentials for S3 and
+    /// Azure, the emulator's address for GCS).
     pub fn env(&self) -> Vec<(String, String)> {
         match self {
             ReplicaTarget::File { .. } => Vec::new(),
+            ReplicaTarget::Gcs { emulator_host, .. } => {
+                vec![("STORAGE_EMULATOR_HOST".into(), emulator_host.clone())]
+            }
+            ReplicaTarget::Abs { .. } => {
+                vec![("LITESTREAM_AZURE_ACCOUNT_KEY".into(), ACCOUNT_KEY.into())]
+            }
             ReplicaTarget::S3 { .. } => vec![
                 ("AWS_ACCESS_KEY_ID".to_string(), ACCESS_KEY.to_string()),
                 ("AWS_SECRET_ACCESS_KEY".to_string(), SECRET_KEY.to_string()),
@@ -400,6 +491,9 @@ impl ReplicaTarget {
                 .display()
                 .to_string(),
             ReplicaTarget::S3 { path, .. } => format!("{path}/{level:04}/{name}"),
+            ReplicaTarget::Gcs { path, .. } | ReplicaTarget::Abs { path, .. } => {
+                format!("{path}/ltx/{level}/{name}")
+            }
         }
     }
 
@@ -421,6 +515,25 @@ impl ReplicaTarget {
                  access-key-id: {ACCESS_KEY}\n      secret-access-key: {SECRET_KEY}\n      \
                  sync-interval: {sync}\n",
                 yaml_str(bucket),
+                yaml_str(path),
+                yaml_str(endpoint)
+            ),
+            ReplicaTarget::Gcs { bucket, path, .. } => format!(
+                "    replica:\n      type: gs\n      bucket: {}\n      path: {}\n      \
+                 sync-interval: {sync}\n",
+                yaml_str(bucket),
+                yaml_str(path)
+            ),
+            ReplicaTarget::Abs {
+                endpoint,
+                container,
+                path,
+            } => format!(
+                "    replica:\n      type: abs\n      account-name: {ACCOUNT}\n      \
+                 account-key: {}\n      bucket: {}\n      path: {}\n      endpoint: {}\n      \
+                 sync-interval: {sync}\n",
+                yaml_str(ACCOUNT_KEY),
+                yaml_str(container),
                 yaml_str(path),
                 yaml_str(endpoint)
             ),
@@ -478,13 +591,14 @@ fn parse_txid(s: &str) -> Result<u64> {
 
 /// Lists all LTX files of the replica at every level, via `litestream ltx -level all -json URL`.
 pub fn ltx_files(target: &ReplicaTarget) -> Result<Vec<LtxFileRow>> {
-    let args = [
+    let dir = tempfile::tempdir()?;
+    let mut args = vec![
         "ltx".to_string(),
         "-level".to_string(),
         "all".to_string(),
         "-json".to_string(),
-        target.url(),
     ];
+    args.extend(target.cli_source(dir.path())?);
     let out = run_litestream(target, &args)?;
     // With a URL argument the command also logs at INFO to stdout; the JSON array starts at
     // the first line that is exactly `[` (or `[]`).
@@ -573,7 +687,8 @@ pub fn restore(target: &ReplicaTarget, out: &Path, opts: &RestoreOpts) -> Result
         args.push("-timestamp".to_string());
         args.push(ts.clone());
     }
-    args.push(target.url());
+    let dir = tempfile::tempdir()?;
+    args.extend(target.cli_source(dir.path())?);
     run_litestream(target, &args)?;
     if !out.is_file() {
         bail!(

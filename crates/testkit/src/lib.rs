@@ -6,6 +6,11 @@
 //!   oracle: replicate a primary database, list LTX files, restore.
 //! * [`fault`]: a fault-injecting HTTP proxy (errors, resets, stalls, truncated bodies, stale
 //!   listings, latency, bandwidth caps) in front of the S3 server, seeded and counted.
+//! * [`azurite`] and [`gcs`]: the Azure and Google Cloud Storage emulators (Azurite from npm,
+//!   fake-gcs-server from PyPI behind a front that adds the XML API's object PUT), started on
+//!   127.0.0.1 by the tests; [`emulator`] runs them as child processes.
+//! * [`backend`]: file, S3, GCS or Azure behind one type, for tests run against each.
+//! * [`http`]: one blocking HTTP request, for control endpoints and emulator setup.
 //! * [`primary`]: a small rusqlite helper for the primary database and for checking restored
 //!   copies.
 //!
@@ -14,8 +19,13 @@
 
 #![warn(missing_docs)]
 
+pub mod azurite;
+pub mod backend;
+pub mod emulator;
 pub mod fault;
+pub mod gcs;
 pub mod golitestream;
+pub mod http;
 pub mod primary;
 pub mod s3;
 

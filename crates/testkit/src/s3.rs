@@ -578,36 +578,17 @@ async fn accept_loop(
 }
 
 /// Sends a bodyless request to a control endpoint of a server (possibly in another process)
-/// and returns the response body. Plain HTTP/1.1 over `TcpStream` with `Connection: close`,
-/// to avoid an HTTP client dependency.
+/// and returns the response body.
 fn control_request(endpoint: &str, method: &str, path_and_query: &str) -> Result<String> {
-    use std::io::{Read, Write};
-    let host = endpoint
-        .strip_prefix("http://")
-        .with_context(|| format!("endpoint {endpoint:?} is not http://HOST:PORT"))?
-        .trim_end_matches('/');
-    let mut stream =
-        std::net::TcpStream::connect(host).with_context(|| format!("connect to {host}"))?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .context("set read timeout")?;
-    write!(
-        stream,
-        "{method} {path_and_query} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .with_context(|| format!("send {method} {path_and_query}"))?;
-    let mut raw = String::new();
-    stream
-        .read_to_string(&mut raw)
-        .with_context(|| format!("read response to {method} {path_and_query}"))?;
-    let (head, body) = raw
-        .split_once("\r\n\r\n")
-        .with_context(|| format!("malformed HTTP response: {raw:?}"))?;
-    let status_line = head.lines().next().unwrap_or_default();
-    if status_line.split_whitespace().nth(1) != Some("200") {
-        bail!("{method} {path_and_query}: {status_line}: {body}");
+    let reply = crate::http::request(endpoint, method, path_and_query, &[], &[])?;
+    if reply.status != 200 {
+        bail!(
+            "{method} {path_and_query}: HTTP {}: {}",
+            reply.status,
+            reply.text()
+        );
     }
-    Ok(body.to_string())
+    Ok(reply.text())
 }
 
 /// Reads the counters of the server at `endpoint` (`GET /__stats`), e.g. an `s3-server`

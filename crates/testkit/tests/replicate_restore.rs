@@ -51,6 +51,7 @@ fn replicate_and_check(dir: &Path, target: ReplicaTarget) -> Replicator {
             ReplicaTarget::S3 { .. } => {
                 assert!(loc.contains("/0000/"), "{loc}")
             }
+            other => unreachable!("this test replicates to files and S3 only: {other:?}"),
         }
     }
 
