@@ -641,7 +641,10 @@ fn outage_keeps_the_last_state_and_raises_lag() -> Result<()> {
     // for, not timed: the bound only guards against a hang.)
     let deadline = Instant::now() + Duration::from_secs(60);
     while lag(&conn)? < 2 {
-        anyhow::ensure!(Instant::now() < deadline, "the lag never grew during the outage");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the lag never grew during the outage"
+        );
         assert_eq!(txid(&conn)?, format!("{:016x}", 4));
         std::thread::sleep(Duration::from_millis(100));
     }
