@@ -1480,3 +1480,6 @@ Environment knobs: `BENCH_SIZES` (MB, e.g. `10,200,1000`), `BENCH_VACUUMED_SIZES
 suite left out keeps its figures from the last run); `BENCH_REPORT_ONLY=1 make bench` rewrites \
 this report from the last run's results.
 ";
+
+#[cfg(test)]
+mod tests;
