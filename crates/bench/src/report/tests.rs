@@ -177,10 +177,8 @@ fn read_record(
 }
 
 fn read_suite(rng: &mut Rng, results: &mut Results) {
-    let ids = [(10, false), (200, false), (200, true)].map(|(size_mb, vacuumed)| DatasetId {
-        size_mb,
-        vacuumed,
-    });
+    let ids = [(10, false), (200, false), (200, true)]
+        .map(|(size_mb, vacuumed)| DatasetId { size_mb, vacuumed });
     for id in ids {
         results.datasets.push(meta(id));
         results.layouts.push((id, layout(id)));
@@ -189,15 +187,18 @@ fn read_suite(rng: &mut Rng, results: &mut Results) {
             let pass = PassInfo {
                 dataset: id,
                 latency_ms,
-                runs: if latency_ms == 0 { [3, 3, 3] } else { [2, 1, 0] },
+                runs: if latency_ms == 0 {
+                    [3, 3, 3]
+                } else {
+                    [2, 1, 0]
+                },
                 timeout_secs: if latency_ms == 0 { 300 } else { 15 },
                 secs: 100.0 + rng.below(500) as f64,
             };
             for (i, target) in Target::ALL.into_iter().enumerate() {
                 for run in 0..pass.runs[i] {
                     for workload in Workload::ALL {
-                        if workload.applies_to(target) && !(latency_ms > 0 && workload.hydrates())
-                        {
+                        if workload.applies_to(target) && !(latency_ms > 0 && workload.hydrates()) {
                             let r = read_record(rng, &pass, target, workload, run);
                             results.records.push(r);
                         }
@@ -235,7 +236,9 @@ fn write_output(rng: &mut Rng, target: Target, workload: WriteWorkload) -> Write
         }
         WriteWorkload::UploadRate => {
             o.ms = 5000.0;
-            o.upload_at_ms = (1..=5).map(|k| k as f64 * 1000.0 + rng.below(600) as f64).collect();
+            o.upload_at_ms = (1..=5)
+                .map(|k| k as f64 * 1000.0 + rng.below(600) as f64)
+                .collect();
         }
         WriteWorkload::OpenWrite => o.ms = ms(rng, target),
         WriteWorkload::TxFull | WriteWorkload::TxOff => {}
@@ -374,7 +377,10 @@ fn normalize(text: &str) -> String {
 fn check(name: &str, results: &Results, config: &Config) {
     crate::report::write(results, config).expect("write the report");
     let testdata = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata");
-    for (file, ext) in [(&config.out_md, "md"), (&config.bench_dir.join("chart.json"), "json")] {
+    for (file, ext) in [
+        (&config.out_md, "md"),
+        (&config.bench_dir.join("chart.json"), "json"),
+    ] {
         let got = normalize(&std::fs::read_to_string(file).expect("read the output"));
         let stored = testdata.join(format!("report-{name}.{ext}"));
         if std::env::var_os("BENCH_BLESS").is_some() {
@@ -382,7 +388,12 @@ fn check(name: &str, results: &Results, config: &Config) {
             std::fs::write(&stored, &got).expect("write the stored copy");
         }
         let want = std::fs::read_to_string(&stored).expect("read the stored copy");
-        assert!(got == want, "{} differs from {}", file.display(), stored.display());
+        assert!(
+            got == want,
+            "{} differs from {}",
+            file.display(),
+            stored.display()
+        );
     }
 }
 
