@@ -4,6 +4,7 @@
 //!
 //! * [`gen`]: the deterministic database generator and the cached replicas (`.bench/`);
 //! * [`spec`]: what the driver and the runner agree on (targets, workloads, JSON, checksums);
+//! * [`config`]: the settings (`BENCH_*` environment variables);
 //! * [`driver`]: the S3 server, one runner process per run, the passes;
 //! * [`report`]: medians, the targets, `docs/benchmarks.md` and the chart, for both
 //!   suites;
@@ -13,6 +14,7 @@
 //! process). `scripts/bench-run.sh` (what `make bench` calls) builds and runs them; the
 //! settings are environment variables, listed at the end of the generated `docs/benchmarks.md`.
 
+pub mod config;
 pub mod driver;
 pub mod gen;
 pub mod report;

@@ -8,7 +8,8 @@ use serde::Serialize;
 use super::aggregate::{ratio, Agg};
 use super::markdown::pass_title;
 use super::write_suite;
-use crate::driver::{Config, PassInfo, Results};
+use crate::config::Config;
+use crate::driver::{PassInfo, Results};
 use crate::spec::{Metric, Target};
 
 #[derive(Serialize)]

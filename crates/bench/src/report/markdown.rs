@@ -9,7 +9,8 @@ use super::format::{
 };
 use super::verdict::{tally, Verdict};
 use super::{machine, utc_now, write_suite};
-use crate::driver::{Config, PassInfo, Results};
+use crate::config::Config;
+use crate::driver::{PassInfo, Results};
 use crate::gen::DatasetId;
 use crate::spec::{Metric, Target, Workload};
 

@@ -23,7 +23,8 @@ use std::fmt::Write as _;
 
 use anyhow::{Context, Result};
 
-use crate::driver::{unix_now, Config, Results};
+use crate::config::{unix_now, Config};
+use crate::driver::Results;
 use aggregate::Agg;
 use format::fmt_duration;
 use verdict::{judged, tally, verdicts, Verdict};

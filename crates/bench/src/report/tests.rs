@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 
 use testkit::RequestStats;
 
-use crate::driver::{unix_now, Config, PassInfo, Results, RunRecord};
+use crate::config::{unix_now, Config};
+use crate::driver::{PassInfo, Results, RunRecord};
 use crate::gen::{BtreeLayout, DatasetId, Meta};
 use crate::spec::{DataParams, Measure, Metric, Rng, RunnerOutput, Target, Workload};
 use crate::write::{WriteDb, WriteOutput, WriteRecord, WriteResults, WriteWorkload};
