@@ -28,6 +28,9 @@ use testkit::{PrimaryDb, S3Server};
 
 use crate::spec::{Answer, DataParams, Rng, SQL_TAIL_DOCS};
 
+mod words;
+use words::words;
+
 /// Bump when the data, the schema or the replication set-up changes: the cache key.
 pub const GEN_VERSION: u32 = 2;
 /// Bucket and path of the replica.
@@ -219,90 +222,6 @@ pub fn ensure(bench_dir: &Path, id: DatasetId) -> Result<Dataset> {
         meta,
         generated_now: true,
     })
-}
-
-const WORDS: &[&str] = &[
-    "replica",
-    "page",
-    "snapshot",
-    "level",
-    "compaction",
-    "sqlite",
-    "object",
-    "storage",
-    "bucket",
-    "range",
-    "request",
-    "latency",
-    "cache",
-    "index",
-    "frame",
-    "header",
-    "checksum",
-    "transaction",
-    "commit",
-    "reader",
-    "writer",
-    "primary",
-    "stream",
-    "restore",
-    "travel",
-    "time",
-    "order",
-    "customer",
-    "invoice",
-    "product",
-    "warehouse",
-    "shipment",
-    "the",
-    "a",
-    "of",
-    "and",
-    "to",
-    "in",
-    "is",
-    "with",
-    "for",
-    "on",
-    "by",
-    "from",
-    "at",
-    "as",
-    "quickly",
-    "slowly",
-    "durable",
-    "remote",
-    "local",
-    "consistent",
-    "immutable",
-    "compressed",
-    "random",
-    "sequential",
-    "cold",
-    "warm",
-    "hot",
-    "small",
-    "large",
-    "new",
-    "old",
-    "every",
-];
-
-fn words(rng: &mut Rng, min_len: usize, max_len: usize) -> String {
-    let target = min_len + usize::try_from(rng.below((max_len - min_len) as u64)).unwrap_or(0);
-    let mut s = String::with_capacity(target + 16);
-    while s.len() < target {
-        if !s.is_empty() {
-            s.push(' ');
-        }
-        let w = WORDS[usize::try_from(rng.below(WORDS.len() as u64)).unwrap_or(0)];
-        s.push_str(w);
-        if rng.below(12) == 0 {
-            s.push_str(&format!(" {}", rng.below(100_000)));
-        }
-    }
-    s.truncate(target);
-    s
 }
 
 /// The name of category `c` (`cat-042`).

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use testkit::golitestream::{restore, run_bounded, sanitize_env, ReplicaTarget, RestoreOpts};
 use testkit::{RequestStats, S3Server};
 
-use crate::driver::Config;
+use crate::config::Config;
 use crate::gen::{Dataset, BUCKET, REPLICA_PATH};
 use crate::spec::{Target, RESULT_MARKER};
 

@@ -1,0 +1,116 @@
+//! The fixed prose of the report: how the figures were made, and the settings.
+
+use crate::write::{BATCH_ROWS, SQL_INSERT, VISIBLE_TIMEOUT_INTERVALS};
+
+pub(super) const METHOD: &str = "## Method
+
+- **Data** (deterministic, `crates/bench/src/gen.rs`): `items(id INTEGER PRIMARY KEY, sku, \
+category, price, qty, created_at)` with an index on `(category, created_at)`, ~4 000 rows per MB; \
+`docs(id, item_id, title, body)` with ~600-byte bodies, ~790 rows per MB. Both tables and the \
+index grow together, as in a database that was written over time, so their pages interleave.
+- **Replica:** the real Go `litestream replicate` 0.5.17 uploads the bulk-loaded database to \
+testkit's S3 server (s3s-fs on 127.0.0.1, TCP_NODELAY) with compaction levels 4 s / 8 s / 16 s, \
+then a write stream of ~20 small transactions a second (5 item updates and one new doc each) runs \
+for 24 s with a quiet point 4 s in, whose time is the time-travel target. Generation ends when \
+level 3 holds the last transaction; the replica then has a start-up snapshot (L9), L3, L2, L1 \
+and L0 files. `litestream restore` of it is the local SQLite target, checked against the primary; \
+`litestream restore -timestamp` at the quiet point is checked against what the primary held then.
+- **Targets:** our VFS (`target/release/liblitestream_vfs.so`), the Go VFS (`litestream-vfs.so` \
+from PyPI `litestream-vfs==0.5.17`), both loaded with `load_extension` (entry point \
+`sqlite3_litestreamvfs_init`) into a small rusqlite program (`bench-runner`, bundled SQLite) and \
+opened as `file:app.db?vfs=litestream` read-only with the same environment \
+(`LITESTREAM_REPLICA_URL=s3://bench/app?endpoint=…&region=us-east-1&force-path-style=true`, test \
+credentials, no `AWS_CA_BUNDLE`, default cache and poll settings); and local SQLite on the \
+restored file (already in the OS page cache: the limit, not a cold disk).
+- **Runs:** one fresh process per (run, workload, target); the order of the targets rotates from \
+run to run. Every workload but the first is measured after an unmeasured load + open + schema \
+read. Request counts come from the S3 server's counters, read by the runner just before and \
+after its measured section (so they include the VFS's own background polling in that window).
+- **Workloads:** (1) load extension + open + one point query, timed from before \
+`load_extension`; (2) 1000 random point lookups by id (the same ids for every target), then the \
+same 1000 again in the same process (warm); (3) `category = ? AND created_at` in a window \
+holding ~250 rows, through the index then a rowid lookup per row; (4) 10 000 consecutive ids; \
+(5) `count(*)` on items (SQLite counts the smaller b-tree, the `(category, created_at)` index); \
+(6) `count(*), sum(length(body))` over docs; (7) `PRAGMA litestream_time` \
+to the quiet point, read the docs the stream added, `PRAGMA litestream_time = 'latest'`, read \
+them again (n/a for local SQLite).
+- **Hydration** (issue #5; VFS targets, no latency pass): (8) with `LITESTREAM_HYDRATION_PATH` \
+(and `LITESTREAM_HYDRATION_ENABLED=true`, which the Go VFS needs) on an empty path: load + open + \
+first query + polling `PRAGMA litestream_hydration_progress` every 5 ms until it says 100, then \
+the 1000 point lookups in the same process, compared with local SQLite's cold lookups; (9) a \
+fresh process on the file (and sidecar) that run left: load + open + until ready + the 1000 \
+lookups. Our VFS reports 100 only once the file serves reads. The Go VFS reports the progress of \
+its restore stream (pages compacted ÷ pages) and switches to the file a moment after the last \
+page is written, so for it the runner also waits until the file has the database's size; the \
+few GETs that may still show in its \"1000 point lookups after\" row are reads from before the \
+switch, and its time to 100 % is, if anything, slightly early (in its favour). On a resumed \
+file the Go VFS reports no progress at all, so (9) does not wait on it. Bytes are those the \
+server sent during the measured section (open and index reads included).
+- **Answers:** every measured section returns a row count and a checksum of every value; they \
+must equal local SQLite's (for time travel, what the primary held at the target time, then at \
+the end).
+- **Latency pass:** the same workloads through testkit's fault-injecting proxy (`FaultProxy`, \
+the layer the fault tests use), configured to add the latency before every response and no \
+fault. Fewer \
+runs (see the settings), local SQLite is not rerun, hydration is not run, and runs are killed \
+after `BENCH_LATENCY_TIMEOUT` seconds (a killed target and workload is not run again): 1000 cold \
+point lookups cost ~1000 GETs one after another in both VFS (SQLite asks for one page at a time), \
+and the cold scans are one request per page for the Go VFS and, on the interleaved layout, for \
+our `count(*)`; at +20 ms each those take minutes, so they show as a lower bound \"> N s (killed)\" \
+with the requests counted by then.
+- **Layout:** by default the bulk load interleaves the pages of `items`, its index and `docs` \
+(see the layout table above), as in a database that grew over time. `BENCH_VACUUMED_SIZES` (default \
+`200`) adds a dataset that was `VACUUM`ed before replication, where every b-tree is one run of \
+consecutive pages: the best case for read-ahead. The issue's targets are judged on the grown \
+database.
+- **Peak RSS** is the runner's `VmHWM`, so it includes the runner and SQLite's own page cache \
+(~2 MB) and, for the Go VFS, the resident part of its 84 MB Go runtime.
+";
+
+pub(super) const KNOBS: &str = "
+Environment knobs: `BENCH_SIZES` (MB, e.g. `10,200,1000`), `BENCH_VACUUMED_SIZES`, `BENCH_RUNS`, `BENCH_LATENCY_MS`, \
+`BENCH_LATENCY_SIZES`, `BENCH_LATENCY_RUNS`, `BENCH_LATENCY_GO_RUNS`, `BENCH_TIMEOUT`, \
+`BENCH_LATENCY_TIMEOUT`, `BENCH_DIR`; for the write suite `BENCH_WRITE_SIZES` (default `200` when \
+200 is among the sizes), `BENCH_WRITE_RUNS`, `BENCH_WRITE_SECS`, `BENCH_WRITE_LOAD_SECS`, \
+`BENCH_WRITE_SAMPLES`, `BENCH_WRITE_TIMEOUT`; `BENCH_SUITES` (`read`, `write`, default both: a \
+suite left out keeps its figures from the last run); `BENCH_REPORT_ONLY=1 make bench` rewrites \
+this report from the last run's results.
+";
+
+/// The write suite's bullets of the method.
+pub(super) fn write_suite() -> String {
+    format!(
+        "- **Write mode** (issue #4): both VFS with `LITESTREAM_WRITE_ENABLED=true`, \
+`LITESTREAM_SYNC_INTERVAL` set to the default interval, their own `LITESTREAM_BUFFER_PATH`, on \
+the same S3 server; local SQLite on a file in a rollback journal (`journal_mode=DELETE`, what the \
+VFS runs in). Every run is a fresh process on its own store: an empty bucket for a new database, \
+or the cached replica recreated with hard links (the server writes an object to a temporary file \
+and renames it into place, and writers only add objects, so no run changes what another sees); \
+local SQLite gets a copy of the restored file. Each write is `{SQL_INSERT}` with deterministic \
+values (an `items` row and its `(category, created_at)` index entry). On a new database the \
+schema (the same table and index) is created by a first connection that is closed, and so \
+uploaded, before the measured one opens: the Go VFS 0.5.17 fails every statement with \"database \
+disk image is malformed\" when the connection that created a database writes again after its \
+first upload. On a replica the pages the inserts change (both ends of each category's run in the \
+index, the table's last leaf) are read before the timed part, whose figures are thus mostly those \
+of writing, not of fetching cold pages (the read suite's subject); when a leaf splits, SQLite \
+still reads its neighbours, which shows as GETs in both VFS. Workloads: single-row autocommit \
+transactions, and transactions of {BATCH_ROWS} \
+rows, for `BENCH_WRITE_SECS` each, with `synchronous=FULL` (SQLite's default) and \
+`synchronous=OFF`; COMMIT → object in the store: `BENCH_WRITE_SAMPLES` single commits on a new \
+database with nothing pending, the k-th (k + ½)/samples of an interval after the previous one \
+showed (so they fall across the upload cycle), each timed from the start of the COMMIT until a \
+new LTX file is under the replica's prefix on the server's disk (polled every millisecond; an \
+object is there once complete), given up after {VISIBLE_TIMEOUT_INTERVALS} intervals; uploads \
+under continuous writes: single-row commits without pause for `BENCH_WRITE_LOAD_SECS`, then the \
+LTX files whose modification time falls in that window (no polling competes with the writes), \
+judged on the longest time without one, from the first commit to the last; opening: \
+`load_extension` + open in write mode + one autocommit insert, all measured, on the replica. \
+Throughput is counted while writing; what a VFS leaves pending is uploaded when the connection \
+closes, shown apart (\"close\"). After every run on a new database, and after the first \
+single-row and batched run on a replica, `litestream restore` rebuilds the database from the \
+store, checks its integrity and compares its `items` rows with those before the run plus those \
+the run committed (and with what the writer's connection counted at the end); a run that failed \
+is checked too, for what it committed before failing.\n"
+    )
+}
