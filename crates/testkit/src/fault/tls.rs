@@ -9,7 +9,8 @@ use anyhow::{Context, Result};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-/// A server identity for [`FaultProxy::start_tls`](super::FaultProxy::start_tls): a certificate chain and its key, DER.
+/// A server identity for [`FaultProxy::start_tls`](super::FaultProxy::start_tls): a certificate
+/// chain and its key, DER.
 #[derive(Debug, Clone)]
 pub struct TlsIdentity {
     /// The server certificate first, then its issuers.
