@@ -16,23 +16,28 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::task::{Context as TaskContext, Poll};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
-use bytes::Bytes;
-use http_body::{Body as HttpBody, Frame, SizeHint};
+use anyhow::{anyhow, Context, Result};
 use hyper::body::Incoming;
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use s3s::auth::SimpleAuth;
 use s3s::service::{S3Service, S3ServiceBuilder};
-use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
+
+mod body;
+mod control;
+mod stats;
+
+use body::{CountingBody, Direction, ResponseBody};
+use control::control_endpoint;
+pub use control::{remote_reset_stats, remote_set_latency, remote_stats};
+pub use stats::RequestStats;
+use stats::{classify, Kind, State};
 
 /// Access key id accepted by the test server.
 pub const ACCESS_KEY: &str = "testkit-access-key";
@@ -41,308 +46,7 @@ pub const SECRET_KEY: &str = "testkit-secret-key";
 /// Region the test server pretends to be in (SigV4 scope).
 pub const REGION: &str = "us-east-1";
 
-/// Snapshot of the server's request counters.
-///
-/// Counted per HTTP request that reached the S3 layer (the `/__stats` and `/__latency` control
-/// endpoints are not counted), whatever its response status.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RequestStats {
-    /// Object GETs without a `Range` header.
-    pub get: u64,
-    /// Object GETs with a `Range` header.
-    pub get_range: u64,
-    /// HEAD requests (objects and buckets).
-    pub head: u64,
-    /// Bucket listings: GET on a bucket with `list-type` or no sub-resource query.
-    pub list: u64,
-    /// Object PUTs, including multipart `UploadPart` and server-side copies.
-    pub put: u64,
-    /// Object PUTs that succeeded (2xx). With no deletions, more of these than objects in the
-    /// bucket would mean an object was overwritten.
-    #[serde(default)]
-    pub put_ok: u64,
-    /// Conditional PUTs refused because the object exists (412).
-    #[serde(default)]
-    pub put_precondition_failed: u64,
-    /// Object deletions: `DELETE` on an object and batch `POST ?delete` (DeleteObjects).
-    pub delete: u64,
-    /// Everything else (bucket creation, multipart create/complete, ListBuckets, ...).
-    pub other: u64,
-    /// Response body bytes sent (not counting headers).
-    pub bytes_out: u64,
-    /// Request body bytes received, as on the wire (includes aws-chunked framing if used).
-    pub bytes_in: u64,
-    /// Currently configured artificial latency per response, in microseconds. Not a counter:
-    /// reported so an external process can confirm its setting; reset leaves it unchanged.
-    pub latency_us: u64,
-}
-
-impl RequestStats {
-    /// Total number of counted requests of all kinds.
-    pub fn total(&self) -> u64 {
-        self.get + self.get_range + self.head + self.list + self.put + self.delete + self.other
-    }
-
-    /// All GETs of object data (ranged or not).
-    pub fn gets(&self) -> u64 {
-        self.get + self.get_range
-    }
-}
-
-/// The kind of an S3 request, as counted in [`RequestStats`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Get,
-    GetRange,
-    Head,
-    List,
-    Put,
-    Delete,
-    Other,
-}
-
-/// Shared mutable state of a running server: counters and the latency setting.
-#[derive(Default)]
-struct State {
-    get: AtomicU64,
-    get_range: AtomicU64,
-    head: AtomicU64,
-    list: AtomicU64,
-    put: AtomicU64,
-    put_ok: AtomicU64,
-    put_precondition_failed: AtomicU64,
-    delete: AtomicU64,
-    other: AtomicU64,
-    /// Conditional creates run one at a time: s3s-fs checks existence, then writes, which two
-    /// concurrent requests could both pass. Real S3 decides `If-None-Match: *` atomically.
-    create_lock: tokio::sync::Mutex<()>,
-    bytes_out: AtomicU64,
-    bytes_in: AtomicU64,
-    latency_us: AtomicU64,
-}
-
-impl State {
-    fn count(&self, kind: Kind) {
-        let counter = match kind {
-            Kind::Get => &self.get,
-            Kind::GetRange => &self.get_range,
-            Kind::Head => &self.head,
-            Kind::List => &self.list,
-            Kind::Put => &self.put,
-            Kind::Delete => &self.delete,
-            Kind::Other => &self.other,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn snapshot(&self) -> RequestStats {
-        let r = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        RequestStats {
-            get: r(&self.get),
-            get_range: r(&self.get_range),
-            head: r(&self.head),
-            list: r(&self.list),
-            put: r(&self.put),
-            put_ok: r(&self.put_ok),
-            put_precondition_failed: r(&self.put_precondition_failed),
-            delete: r(&self.delete),
-            other: r(&self.other),
-            bytes_out: r(&self.bytes_out),
-            bytes_in: r(&self.bytes_in),
-            latency_us: r(&self.latency_us),
-        }
-    }
-
-    fn reset(&self) {
-        for c in [
-            &self.get,
-            &self.get_range,
-            &self.head,
-            &self.list,
-            &self.put,
-            &self.put_ok,
-            &self.put_precondition_failed,
-            &self.delete,
-            &self.other,
-            &self.bytes_out,
-            &self.bytes_in,
-        ] {
-            c.store(0, Ordering::Relaxed);
-        }
-    }
-
-    fn set_latency(&self, latency: Duration) {
-        let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-        self.latency_us.store(us, Ordering::Relaxed);
-    }
-}
-
-/// Classifies a request for the counters. Path-style only: `/bucket` is a bucket, `/bucket/key`
-/// an object.
-fn classify(method: &Method, path: &str, query: Option<&str>, has_range: bool) -> Kind {
-    let trimmed = path.trim_start_matches('/');
-    let (bucket, key) = match trimmed.split_once('/') {
-        Some((b, k)) => (b, k),
-        None => (trimmed, ""),
-    };
-    let has_param = |name: &str| {
-        query
-            .map(|q| {
-                q.split('&')
-                    .any(|kv| kv.split_once('=').map_or(kv, |(k, _)| k) == name)
-            })
-            .unwrap_or(false)
-    };
-    let is_object = !bucket.is_empty() && !key.is_empty();
-    let is_bucket = !bucket.is_empty() && key.is_empty();
-
-    match *method {
-        Method::HEAD => Kind::Head,
-        Method::GET if is_object && has_range => Kind::GetRange,
-        Method::GET if is_object => Kind::Get,
-        // A plain `GET /bucket` is ListObjects v1; `?list-type=2` is v2. Other bucket GETs
-        // (`?location`, `?versioning`, ...) carry a different sub-resource and are "other".
-        Method::GET if is_bucket && (has_param("list-type") || no_subresource(query)) => Kind::List,
-        Method::PUT if is_object => Kind::Put,
-        Method::DELETE if is_object => Kind::Delete,
-        Method::POST if is_bucket && has_param("delete") => Kind::Delete,
-        _ => Kind::Other,
-    }
-}
-
-/// True if the query only carries listing parameters (prefix, delimiter, ...), i.e. no
-/// sub-resource such as `location` or `uploads`.
-fn no_subresource(query: Option<&str>) -> bool {
-    const LIST_PARAMS: &[&str] = &[
-        "prefix",
-        "delimiter",
-        "marker",
-        "max-keys",
-        "encoding-type",
-        "continuation-token",
-        "start-after",
-        "fetch-owner",
-        "x-id",
-    ];
-    query.is_none_or(|q| {
-        q.split('&')
-            .filter(|kv| !kv.is_empty())
-            .all(|kv| LIST_PARAMS.contains(&kv.split_once('=').map_or(kv, |(k, _)| k)))
-    })
-}
-
-/// Which byte counter a [`CountingBody`] feeds.
-#[derive(Debug, Clone, Copy)]
-enum Direction {
-    /// Request bodies: `bytes_in`.
-    In,
-    /// Response bodies: `bytes_out`.
-    Out,
-}
-
-/// An HTTP body wrapper adding the size of every data frame to a byte counter.
-struct CountingBody<B> {
-    inner: B,
-    counter: Option<(Arc<State>, Direction)>,
-}
-
-impl<B> CountingBody<B> {
-    fn new(inner: B, state: Arc<State>, direction: Direction) -> Self {
-        Self {
-            inner,
-            counter: Some((state, direction)),
-        }
-    }
-
-    fn uncounted(inner: B) -> Self {
-        Self {
-            inner,
-            counter: None,
-        }
-    }
-}
-
-impl<B> HttpBody for CountingBody<B>
-where
-    B: HttpBody<Data = Bytes> + Unpin,
-{
-    type Data = Bytes;
-    type Error = B::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut TaskContext<'_>,
-    ) -> Poll<Option<std::result::Result<Frame<Bytes>, B::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if let (Poll::Ready(Some(Ok(frame))), Some((state, direction))) = (&polled, &self.counter) {
-            if let Some(data) = frame.data_ref() {
-                let counter = match direction {
-                    Direction::In => &state.bytes_in,
-                    Direction::Out => &state.bytes_out,
-                };
-                counter.fetch_add(data.len() as u64, Ordering::Relaxed);
-            }
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        // Forwarded so s3s still sees the exact Content-Length of uploads.
-        self.inner.size_hint()
-    }
-}
-
-type ResponseBody = CountingBody<s3s::Body>;
-
-fn json_response(status: StatusCode, body: String) -> Response<ResponseBody> {
-    let mut resp = Response::new(CountingBody::uncounted(s3s::Body::from(body)));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json"),
-    );
-    resp
-}
-
-/// Answers the unauthenticated control endpoints, or `None` for ordinary S3 requests.
-fn control_endpoint(state: &State, req: &Request<Incoming>) -> Option<Response<ResponseBody>> {
-    let path = req.uri().path();
-    let method = req.method();
-    let stats_json = |state: &State| {
-        serde_json::to_string(&state.snapshot())
-            .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
-    };
-    if path == "/__stats" && *method == Method::GET {
-        return Some(json_response(StatusCode::OK, stats_json(state)));
-    }
-    if path == "/__stats/reset" && *method == Method::POST {
-        state.reset();
-        return Some(json_response(StatusCode::OK, stats_json(state)));
-    }
-    if path == "/__latency" && *method == Method::POST {
-        let ms = req.uri().query().and_then(|q| {
-            q.split('&')
-                .find_map(|kv| kv.strip_prefix("ms="))
-                .and_then(|v| v.parse::<u64>().ok())
-        });
-        return Some(match ms {
-            Some(ms) => {
-                state.set_latency(Duration::from_millis(ms));
-                json_response(StatusCode::OK, stats_json(state))
-            }
-            None => json_response(
-                StatusCode::BAD_REQUEST,
-                "{\"error\":\"expected ?ms=N\"}".to_string(),
-            ),
-        });
-    }
-    None
-}
-
+/// Serves one request: a control endpoint, or S3 through s3s-fs, counted and delayed.
 async fn handle(
     state: Arc<State>,
     service: S3Service,
@@ -574,73 +278,5 @@ async fn accept_loop(
                 .serve_connection(TokioIo::new(socket), svc)
                 .await;
         });
-    }
-}
-
-/// Sends a bodyless request to a control endpoint of a server (possibly in another process)
-/// and returns the response body.
-fn control_request(endpoint: &str, method: &str, path_and_query: &str) -> Result<String> {
-    let reply = crate::http::request(endpoint, method, path_and_query, &[], &[])?;
-    if reply.status != 200 {
-        bail!(
-            "{method} {path_and_query}: HTTP {}: {}",
-            reply.status,
-            reply.text()
-        );
-    }
-    Ok(reply.text())
-}
-
-/// Reads the counters of the server at `endpoint` (`GET /__stats`), e.g. an `s3-server`
-/// process started by a benchmark.
-pub fn remote_stats(endpoint: &str) -> Result<RequestStats> {
-    let body = control_request(endpoint, "GET", "/__stats")?;
-    serde_json::from_str(&body).with_context(|| format!("parse stats JSON {body:?}"))
-}
-
-/// Zeroes the counters of the server at `endpoint` (`POST /__stats/reset`).
-pub fn remote_reset_stats(endpoint: &str) -> Result<()> {
-    control_request(endpoint, "POST", "/__stats/reset").map(|_| ())
-}
-
-/// Sets the artificial latency of the server at `endpoint` (`POST /__latency?ms=N`).
-pub fn remote_set_latency(endpoint: &str, latency: Duration) -> Result<()> {
-    control_request(
-        endpoint,
-        "POST",
-        &format!("/__latency?ms={}", latency.as_millis()),
-    )
-    .map(|_| ())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn classify_kinds() {
-        let get = Method::GET;
-        assert_eq!(classify(&get, "/b/k/x.ltx", None, false), Kind::Get);
-        assert_eq!(classify(&get, "/b/k/x.ltx", None, true), Kind::GetRange);
-        assert_eq!(
-            classify(&get, "/b", Some("list-type=2&prefix=a%2F"), false),
-            Kind::List
-        );
-        assert_eq!(classify(&get, "/b/", Some("prefix=a"), false), Kind::List);
-        assert_eq!(classify(&get, "/b", None, false), Kind::List);
-        assert_eq!(classify(&get, "/b", Some("location"), false), Kind::Other);
-        assert_eq!(classify(&get, "/", None, false), Kind::Other);
-        assert_eq!(classify(&Method::HEAD, "/b/k", None, false), Kind::Head);
-        assert_eq!(classify(&Method::PUT, "/b/k", None, false), Kind::Put);
-        assert_eq!(classify(&Method::PUT, "/b", None, false), Kind::Other);
-        assert_eq!(classify(&Method::DELETE, "/b/k", None, false), Kind::Delete);
-        assert_eq!(
-            classify(&Method::POST, "/b", Some("delete"), false),
-            Kind::Delete
-        );
-        assert_eq!(
-            classify(&Method::POST, "/b/k", Some("uploads"), false),
-            Kind::Other
-        );
     }
 }
