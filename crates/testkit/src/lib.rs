@@ -10,7 +10,8 @@
 //!   fake-gcs-server from PyPI behind a front that adds the XML API's object PUT), started on
 //!   127.0.0.1 by the tests; [`emulator`] runs them as child processes.
 //! * [`backend`]: file, S3, GCS or Azure behind one type, for tests run against each.
-//! * [`http`]: one blocking HTTP request, for control endpoints and emulator setup.
+//! * [`http`]: one blocking HTTP request, for control endpoints and emulator setup; its
+//!   HTTP/1.1 parsing (on httparse) also serves the fault proxy.
 //! * [`primary`]: a small rusqlite helper for the primary database and for checking restored
 //!   copies.
 //!

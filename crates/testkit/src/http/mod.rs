@@ -1,11 +1,13 @@
 //! One blocking HTTP/1.1 request over a `TcpStream` (`Connection: close`): enough for control
 //! endpoints and for setting up emulators (creating buckets and containers), without an HTTP
-//! client dependency.
+//! client dependency. [`message`] parses HTTP/1.1 for it and for the fault proxy.
 
 use std::io::{Read, Write};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+
+pub(crate) mod message;
 
 /// A response: status code and body (a chunked body is decoded).
 #[derive(Debug)]
@@ -58,29 +60,23 @@ pub fn request(
     stream
         .read_to_end(&mut raw)
         .with_context(|| format!("read response to {method} {target}"))?;
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .with_context(|| {
-            format!(
-                "malformed HTTP response: {:?}",
-                String::from_utf8_lossy(&raw)
-            )
-        })?;
-    let head = String::from_utf8_lossy(&raw[..split]).to_string();
-    let mut body = raw[split + 4..].to_vec();
-    let status = head
-        .lines()
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .with_context(|| format!("no status in {head:?}"))?;
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        body = dechunk(&body)?;
+    let malformed = || {
+        format!(
+            "malformed HTTP response: {:?}",
+            String::from_utf8_lossy(&raw)
+        )
+    };
+    let (len, head) = message::ResponseHead::parse(&raw)
+        .with_context(malformed)?
+        .with_context(malformed)?;
+    let mut body = raw[len..].to_vec();
+    if head.headers.has_token("transfer-encoding", "chunked") {
+        body = message::parse_chunked(&body)
+            .with_context(malformed)?
+            .with_context(malformed)?
+            .1;
     }
+    let status = head.status;
     Ok(Reply { status, body })
 }
 
@@ -99,38 +95,8 @@ pub fn request_ok(
     Ok(r)
 }
 
-fn dechunk(mut b: &[u8]) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let eol = b
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .context("truncated chunk size")?;
-        let size = std::str::from_utf8(&b[..eol])?
-            .split(';')
-            .next()
-            .unwrap_or_default();
-        let n = usize::from_str_radix(size.trim(), 16).context("bad chunk size")?;
-        if n == 0 {
-            return Ok(out);
-        }
-        let data = b.get(eol + 2..eol + 2 + n).context("truncated chunk")?;
-        out.extend_from_slice(data);
-        b = b.get(eol + 4 + n..).context("truncated chunk")?;
-    }
-}
-
 /// A port on 127.0.0.1 that was free a moment ago, for a server that must be told its port.
 pub fn free_port() -> Result<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0").context("bind 127.0.0.1:0")?;
     Ok(l.local_addr()?.port())
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn chunked_bodies_are_joined() {
-        let b = super::dechunk(b"3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n").unwrap();
-        assert_eq!(b, b"abcde");
-    }
 }
