@@ -343,6 +343,25 @@ fn assert_read_only(conn: &Connection, sql: &str) {
     );
 }
 
+/// Switches write mode on once the buffer's lock is free. A process that held it and was
+/// killed, or that exited, releases it only when the kernel has dropped every reference to its
+/// open file; on a loaded machine that can trail the process's exit (a child of any process
+/// holds references between fork and exec). The bound only guards against a hang.
+fn switch_on_when_free(conn: &Connection) -> Result<String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match switch(conn, 1) {
+            Err(e)
+                if e.to_string().contains("another process is writing")
+                    && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(50))
+            }
+            r => return Ok(r?),
+        }
+    }
+}
+
 fn switch(conn: &Connection, on: u8) -> rusqlite::Result<String> {
     conn.query_row(
         &format!("PRAGMA litestream_write_enabled = {on}"),
@@ -404,7 +423,7 @@ fn write_mode_switches_on_an_open_connection() -> Result<()> {
     );
 
     // On: writes go through the buffer and up; the other connection reads them at once.
-    assert_eq!(switch(&conn, 1)?, "1");
+    assert_eq!(switch_on_when_free(&conn)?, "1");
     conn.execute_batch("INSERT INTO t VALUES (2); INSERT INTO t VALUES (3);")?;
     assert_eq!(count(&other)?, 3);
     let stats: String = conn.query_row("PRAGMA litestream_stats", [], |r| r.get(0))?;
@@ -425,7 +444,7 @@ fn write_mode_switches_on_an_open_connection() -> Result<()> {
     }
 
     // On again, on top of the other writer's TXID, and off.
-    assert_eq!(switch(&conn, 1)?, "1");
+    assert_eq!(switch_on_when_free(&conn)?, "1");
     conn.execute("INSERT INTO t VALUES (5)", [])?;
     assert_eq!(switch(&conn, 0)?, "0");
     drop((conn, other));
