@@ -29,11 +29,12 @@ use parking_lot::lock_api::ArcRwLockReadGuard;
 use parking_lot::{Mutex, RawRwLock, RwLock};
 
 use crate::error::{Error, Result};
-use crate::meta::FileMeta;
-use crate::plan::{cheapest_chain, FileInfo};
+use crate::index::loc::{coalesce, run_span, Run};
+use crate::index::meta::FileMeta;
+use crate::index::plan::{cheapest_chain, FileInfo};
+use crate::index::version::Version;
 use crate::replica::Replica;
 use crate::supervise::{self, Health, Task};
-use crate::version::{coalesce, run_span, Run, Version};
 
 /// Frames closer than this are fetched in one range (the gap is downloaded and discarded).
 const COALESCE_GAP: u64 = 64 * 1024;

@@ -14,22 +14,22 @@
     clippy::dbg_macro
 )]
 
-mod buffer;
-pub mod compact;
 pub mod error;
 pub mod hydrate;
-pub mod layout;
-pub mod location;
-pub mod meta;
-pub mod plan;
-pub mod remote;
+pub mod index;
+mod panics;
 pub mod replica;
 pub mod runtime;
 pub mod stats;
+pub mod store;
 pub mod supervise;
 pub mod target;
-pub mod version;
-pub mod writer;
+pub mod write;
+
+// The modules' former paths, which tests and the VFS name.
+pub use index::{meta, plan, version};
+pub use store::{layout, location, remote};
+pub use write::{compact, writer};
 
 pub use compact::{CompactionOptions, CompactionReport, Compactor};
 pub use error::{Error, Result};

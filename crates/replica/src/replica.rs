@@ -8,24 +8,26 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use object_store::path::Path;
 use parking_lot::{Mutex, RwLock};
 use quick_cache::sync::{Cache, GuardResult};
 
-use crate::compact::Compactor;
 use crate::error::{Error, Result};
 use crate::hydrate::{HydrationOptions, Hydrator};
-use crate::layout::{parse_key, Layout, SNAPSHOT_LEVEL};
-use crate::location;
-use crate::meta::{self, FileKey, FileMeta};
-use crate::plan::{extend_chain, restore_plan, FileInfo, PlanTarget};
-use crate::remote::Remote;
+use crate::index::loc::{coalesce, run_span, PageLoc, Run};
+use crate::index::meta::{self, FileMeta};
+use crate::index::plan::{extend_chain, restore_plan, FileInfo, PlanTarget};
+use crate::index::version::Version;
 use crate::runtime;
 use crate::stats::{Stats, StatsSnapshot};
+use crate::store::layout::layout_for_url;
+use crate::store::layout::{Layout, SNAPSHOT_LEVEL};
+use crate::store::listing::{file_info, list_all, FileKey};
+use crate::store::location;
+use crate::store::remote::Remote;
 use crate::supervise::{self, Health, Task};
 use crate::target::Target;
-use crate::version::{coalesce, run_span, PageLoc, Run, Version};
-use crate::writer::{layout_for_url, WriteOptions, WriteStatus, Writer};
+use crate::write::compact::Compactor;
+use crate::write::writer::{WriteOptions, WriteStatus, Writer};
 
 /// Default poll interval, as in the Go VFS.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -1026,77 +1028,4 @@ impl Replica {
         }
         false
     }
-}
-
-pub(crate) struct Listing {
-    pub(crate) layout: Option<Layout>,
-    pub(crate) files: Vec<FileInfo>,
-}
-
-/// One recursive listing of the replica prefix: every level, both layouts.
-pub(crate) async fn list_all(
-    remote: &Remote,
-    header_ts: &HashMap<FileKey, i64>,
-) -> Result<Listing> {
-    let root = &remote.root;
-    let listed = remote.list(root, None).await?;
-    let mut by_layout: HashMap<Layout, Vec<FileInfo>> = HashMap::new();
-    for m in &listed {
-        if let Some((layout, f)) = file_info(root, m, header_ts) {
-            by_layout.entry(layout).or_default().push(f);
-        }
-    }
-    let newest = |fs: &Vec<FileInfo>| fs.iter().map(|f| f.max_txid).max().unwrap_or(0);
-    let layout = by_layout
-        .iter()
-        .max_by_key(|(_, fs)| newest(fs))
-        .map(|(l, _)| *l);
-    if by_layout.len() > 1 {
-        tracing::warn!(url = %remote.display, chosen = ?layout, "replica holds LTX files in both key layouts; reading the one with the newest TXID");
-    }
-    let files = layout
-        .and_then(|l| by_layout.remove(&l))
-        .unwrap_or_default();
-    Ok(Listing { layout, files })
-}
-
-/// A listing's last-modified time as an upper bound of the file's creation time. Azure lists
-/// whole seconds (and so do GCS emulators): a time with no milliseconds may have been cut down
-/// to the second, and only the end of that second is then sure to come after the upload.
-fn listed_upper_bound(ms: i64) -> i64 {
-    if ms.rem_euclid(1000) == 0 {
-        ms + 999
-    } else {
-        ms
-    }
-}
-
-fn file_info(
-    root: &Path,
-    m: &object_store::ObjectMeta,
-    header_ts: &HashMap<FileKey, i64>,
-) -> Option<(Layout, FileInfo)> {
-    let (layout, level, min_txid, max_txid) = parse_key(root, &m.location)?;
-    if min_txid == 0 || min_txid > max_txid {
-        return None;
-    }
-    let key = FileKey {
-        level,
-        min_txid,
-        max_txid,
-    };
-    let created_ms = header_ts
-        .get(&key)
-        .copied()
-        .unwrap_or_else(|| listed_upper_bound(m.last_modified.timestamp_millis()));
-    Some((
-        layout,
-        FileInfo {
-            level,
-            min_txid,
-            max_txid,
-            size: m.size,
-            created_ms,
-        },
-    ))
 }

@@ -14,16 +14,16 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use parking_lot::Mutex;
 
-use crate::buffer::{Buffer, Commit, Intent, Record};
-use crate::compact::{CompactionOptions, Compactor};
 use crate::error::{Error, Result};
-use crate::layout::Layout;
-use crate::meta;
-use crate::plan::FileInfo;
+use crate::write::buffer::{Buffer, Commit, Intent, Record};
+use crate::write::compact::{CompactionOptions, Compactor};
+
+use crate::index::meta;
+use crate::index::plan::FileInfo;
+use crate::index::version::{Overlay, Version};
 use crate::replica::Replica;
 use crate::stats::Stats;
 use crate::supervise::{self, Health, Task};
-use crate::version::{Overlay, Version};
 
 /// Uploads that keep failing for this long make the next write transaction fail, so that an
 /// application cannot go on committing into a buffer that never drains without noticing.
@@ -113,16 +113,6 @@ impl std::fmt::Debug for Writer {
 
 fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
-}
-
-/// The key layout a new replica gets: Litestream's per backend (litestream#1426).
-pub(crate) fn layout_for_url(url: &str) -> Layout {
-    let scheme = url.split("://").next().unwrap_or("").to_ascii_lowercase();
-    if scheme == "s3" || scheme == "oss" {
-        Layout::Hex
-    } else {
-        Layout::Ltx
-    }
 }
 
 impl Writer {
