@@ -17,7 +17,10 @@
 pub mod error;
 pub mod hydrate;
 pub mod index;
+mod options;
 mod panics;
+mod read;
+mod registry;
 pub mod replica;
 pub mod runtime;
 pub mod stats;
@@ -34,9 +37,10 @@ pub use write::{compact, writer};
 pub use compact::{CompactionOptions, CompactionReport, Compactor};
 pub use error::{Error, Result};
 pub use hydrate::{HydrationOptions, HydrationState, HydrationStatus, LocalReader};
-pub use replica::{
-    open, ReadAhead, Replica, ReplicaOptions, Session, DEFAULT_CACHE_SIZE, DEFAULT_POLL_INTERVAL,
-};
+pub use options::{ReplicaOptions, DEFAULT_CACHE_SIZE, DEFAULT_POLL_INTERVAL};
+pub use read::ReadAhead;
+pub use registry::{open, Session};
+pub use replica::Replica;
 pub use stats::StatsSnapshot;
 pub use target::{parse_time, parse_txid, Target};
 pub use version::Version;

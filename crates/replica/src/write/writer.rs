@@ -8,22 +8,22 @@
 //! before COMMIT returns when the interval is zero.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
 
 use crate::error::{Error, Result};
-use crate::write::buffer::{Buffer, Commit, Intent, Record};
-use crate::write::compact::{CompactionOptions, Compactor};
-
 use crate::index::meta;
 use crate::index::plan::FileInfo;
 use crate::index::version::{Overlay, Version};
-use crate::replica::Replica;
+use crate::read::core::Core;
 use crate::stats::Stats;
-use crate::supervise::{self, Health, Task};
+use crate::supervise::{Health, Task};
+use crate::write::buffer::{Buffer, Commit, Intent, Record};
+use crate::write::compact::CompactionOptions;
+use crate::write::upload::{encode_upload, now_ms, remote_checksum, trailer_checksum};
 
 /// Uploads that keep failing for this long make the next write transaction fail, so that an
 /// application cannot go on committing into a buffer that never drains without noticing.
@@ -32,8 +32,6 @@ pub const UPLOAD_FAILURE_BOUND: Duration = Duration::from_secs(30);
 /// writer's level-0 file could otherwise be compacted and deleted by retention (5 min by
 /// default) before our conditional create of the same TXID would collide with it.
 const VERIFY_AFTER: Duration = Duration::from_secs(60);
-/// Longest pause between two failed upload attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// Write-mode states are numbered from here, apart from the TXIDs that number the states
 /// read from the replica (time travel), so SQLite never mistakes one for the other.
 const STATE_NO_BASE: u32 = 0x8000_0000;
@@ -111,10 +109,6 @@ impl std::fmt::Debug for Writer {
     }
 }
 
-fn now_ms() -> i64 {
-    jiff::Timestamp::now().as_millisecond()
-}
-
 impl Writer {
     /// Opens the buffer, reconciles it with the replica (at `base`, as just listed) and
     /// replays what was committed but not uploaded. Fails, setting the buffer aside, when the
@@ -123,7 +117,7 @@ impl Writer {
         replica_url: &str,
         opts: WriteOptions,
         base: Version,
-        r: &Replica,
+        core: &Core,
     ) -> Result<Writer> {
         let (buffer, records) = Buffer::open(&opts.buffer_path, replica_url, base.txid())?;
         let mut base_txid = buffer.base_txid;
@@ -171,7 +165,7 @@ impl Writer {
         // A crash between the PUT and the buffer rewrite: the file of that TXID is ours exactly
         // when its checksum is the one the intent recorded.
         if let Some(i) = intent.filter(|i| remote_txid >= i.txid) {
-            match remote_checksum(r, i.txid).await {
+            match remote_checksum(core, i.txid).await {
                 Ok(Some(theirs)) if theirs == i.checksum => {
                     tracing::info!(
                         txid = format!("{:016x}", i.txid),
@@ -307,7 +301,7 @@ impl Writer {
     /// that shows it, which is published at once.
     pub(crate) fn commit(
         &self,
-        r: &Replica,
+        core: &Core,
         pages: Vec<(u32, Bytes)>,
         commit: u32,
         page_size: u32,
@@ -346,15 +340,15 @@ impl Writer {
         // Published under the writer's lock: an upload publishing in between must never
         // replace this state with an older one.
         let v = st.view();
-        r.publish_view(v.clone());
+        core.current.publish_local(v.clone());
         Ok(v)
     }
 
     /// Uploads everything committed so far as one level-0 file; returns its TXID, or `None`
     /// when there was nothing to upload.
-    pub(crate) async fn upload(&self, r: &Replica) -> Result<Option<u64>> {
+    pub(crate) async fn upload(&self, core: &Core) -> Result<Option<u64>> {
         let _one = self.upload.lock().await;
-        let result = self.upload_once(r).await;
+        let result = self.upload_once(core).await;
         let mut st = self.state.lock();
         match &result {
             Ok(_) => {
@@ -370,7 +364,7 @@ impl Writer {
         result
     }
 
-    async fn upload_once(&self, r: &Replica) -> Result<Option<u64>> {
+    async fn upload_once(&self, core: &Core) -> Result<Option<u64>> {
         let (base, overlay, last_seq, verify) = {
             let st = self.state.lock();
             if let Some(f) = &st.fenced {
@@ -389,7 +383,7 @@ impl Writer {
         };
         let txid = base.txid() + 1;
         if verify {
-            let newest = r.newest_txid().await?;
+            let newest = core.catalog.newest_txid().await?;
             if newest != base.txid() {
                 return Err(self.fence(format!(
                     "the replica reached TXID {newest:016x} while this writer was at {:016x}: another writer is active",
@@ -410,12 +404,15 @@ impl Writer {
             st.buffer.append(&Record::Intent(intent), true)?;
             st.attempts.push((intent, bytes.clone()));
         }
-        let key = r.layout().file_key(&r.remote().root, 0, txid, txid);
-        let done = if r.remote().put_new(&key, bytes.clone()).await? {
+        let key = core
+            .catalog
+            .layout
+            .file_key(&core.catalog.remote.root, 0, txid, txid);
+        let done = if core.catalog.remote.put_new(&key, bytes.clone()).await? {
             (intent, bytes)
         } else {
             // The key exists: our own earlier attempt whose response was lost, or a rival.
-            let theirs = remote_checksum(r, txid).await?;
+            let theirs = remote_checksum(core, txid).await?;
             let mine = self
                 .state
                 .lock()
@@ -439,13 +436,19 @@ impl Writer {
             size: done.1.len() as u64,
             created_ms: now_ms(),
         };
-        let loaded = meta::from_bytes(&done.1, &info, key.clone(), r.next_file_id(), true)?;
-        r.adopt_uploaded(&info, &loaded);
+        let loaded = meta::from_bytes(
+            &done.1,
+            &info,
+            key.clone(),
+            core.catalog.next_file_id(),
+            true,
+        )?;
+        core.catalog.adopt_uploaded(&info, &loaded);
         let mut st = self.state.lock();
         st.rebase_after_upload(done.0.last_seq, &loaded.meta)?;
         st.uploads += 1;
-        Stats::add(&r.remote().stats.uploads, 1);
-        r.publish_view(st.view());
+        Stats::add(&core.catalog.remote.stats.uploads, 1);
+        core.current.publish_local(st.view());
         drop(st);
         tracing::debug!(%key, txid = format!("{txid:016x}"), "uploaded");
         Ok(Some(txid))
@@ -462,121 +465,13 @@ impl Writer {
         Error::Conflict(st.fenced.clone().unwrap_or_default())
     }
 
-    /// Starts the task that uploads every `sync_interval`, whatever the commit rate: it never
-    /// waits for a quiet moment. Failures back off (up to `MAX_BACKOFF`) and are reported.
-    pub(crate) fn spawn_sync(r: &Arc<Replica>, mine: &Arc<Writer>) {
-        let weak = Arc::downgrade(r);
-        let health = mine.uploader.clone();
-        let mine = Arc::downgrade(mine);
-        let context = r.display_url().to_string();
-        supervise::spawn(health, context, move || {
-            Writer::sync_loop(weak.clone(), mine.clone())
-        });
-    }
-
-    /// The upload loop; `Ok` once its replica or this writer is gone, or the writer is fenced.
-    async fn sync_loop(weak: Weak<Replica>, mine: Weak<Writer>) -> Result<()> {
-        let mut backoff = Duration::ZERO;
-        let mut last = Instant::now();
-        loop {
-            let (interval, wake) = {
-                let Some(r) = weak.upgrade() else {
-                    return Ok(());
-                };
-                let Some(w) = current(&r, &mine) else {
-                    return Ok(());
-                };
-                (w.opts.sync_interval, w)
-            };
-            let interval = if interval.is_zero() {
-                Duration::from_secs(1)
-            } else {
-                interval
-            };
-            // Counted from the start of the last upload, not its end, so that under load
-            // there is an upload in every interval rather than one per interval + upload.
-            let pause = interval.saturating_sub(last.elapsed()).max(backoff);
-            tokio::select! {
-                () = tokio::time::sleep(pause) => {}
-                () = wake.wake.notified() => {}
-            }
-            let Some(r) = weak.upgrade() else {
-                return Ok(());
-            };
-            let Some(w) = current(&r, &mine) else {
-                return Ok(());
-            };
-            supervise::fault_point("uploader", r.display_url());
-            last = Instant::now();
-            match w.upload(&r).await {
-                Ok(_) => backoff = Duration::ZERO,
-                Err(Error::Conflict(_)) => return Ok(()),
-                Err(e) => {
-                    backoff = (backoff * 2).clamp(Duration::from_millis(250), MAX_BACKOFF);
-                    tracing::warn!(error = %e, retry_in = ?backoff, "upload failed; the commits stay in the write buffer");
-                }
-            }
-        }
-    }
-
-    pub(crate) fn spawn_compaction(r: &Arc<Replica>, mine: &Arc<Writer>, compactor: Compactor) {
-        let weak = Arc::downgrade(r);
-        let health = mine.compactor.clone();
-        let mine = Arc::downgrade(mine);
-        let context = r.display_url().to_string();
-        // Shared by every restart, so a restart keeps the schedule of what is due.
-        let compactor = Arc::new(tokio::sync::Mutex::new(compactor));
-        supervise::spawn(health, context, move || {
-            Writer::compaction_loop(weak.clone(), mine.clone(), compactor.clone())
-        });
-    }
-
-    /// The compaction loop; `Ok` once its replica or this writer is gone, or it is fenced.
-    async fn compaction_loop(
-        weak: Weak<Replica>,
-        mine: Weak<Writer>,
-        compactor: Arc<tokio::sync::Mutex<Compactor>>,
-    ) -> Result<()> {
-        let mut compactor = compactor.lock().await;
-        loop {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            let Some(r) = weak.upgrade() else {
-                return Ok(());
-            };
-            let Some(w) = current(&r, &mine) else {
-                return Ok(());
-            };
-            if w.state.lock().fenced.is_some() {
-                return Ok(());
-            }
-            supervise::fault_point("compactor", r.display_url());
-            match compactor.run_due(Instant::now()).await {
-                Ok(report) if report.written.is_empty() && report.deleted.is_empty() => {}
-                Ok(report) => {
-                    tracing::debug!(
-                        written = report.written.len(),
-                        deleted = report.deleted.len(),
-                        "compaction"
-                    );
-                    match r.build_latest().await {
-                        Ok(v) => w.replace_base(&r, v),
-                        Err(e) => {
-                            tracing::warn!(error = %e, "could not re-plan after compaction")
-                        }
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "compaction failed; retrying later"),
-            }
-        }
-    }
-
     /// Puts `v` (the replica's files, planned afresh) under the local commits, if it is the
     /// same state as the current base; an upload in between makes it stale, and it is dropped.
-    fn replace_base(&self, r: &Replica, v: Version) {
+    pub(crate) fn replace_base(&self, core: &Core, v: Version) {
         let mut st = self.state.lock();
         if v.txid() == st.base.txid() && v.commit() == st.base.commit() {
             st.base = Arc::new(v);
-            r.publish_view(st.view());
+            core.current.publish_local(st.view());
         }
     }
 
@@ -595,39 +490,30 @@ impl Writer {
         Ok(())
     }
 
+    /// Wakes the sync task early.
+    pub(crate) fn wake(&self) -> &tokio::sync::Notify {
+        &self.wake
+    }
+
+    /// The upload loop's health.
+    pub(crate) fn uploader(&self) -> Arc<Health> {
+        self.uploader.clone()
+    }
+
+    /// The compaction loop's health.
+    pub(crate) fn compactor(&self) -> Arc<Health> {
+        self.compactor.clone()
+    }
+
+    /// Whether another writer won and this one stopped.
+    pub(crate) fn is_fenced(&self) -> bool {
+        self.state.lock().fenced.is_some()
+    }
+
     /// Asks the sync task to upload now.
     pub(crate) fn nudge(&self) {
         self.wake.notify_one();
     }
-}
-
-/// The replica's writer if it is still `mine`: a task of a writer that was turned off ends,
-/// even when write mode was turned on again since (with a new writer and its own tasks).
-fn current(r: &Replica, mine: &std::sync::Weak<Writer>) -> Option<Arc<Writer>> {
-    let w = r.writer()?;
-    Arc::ptr_eq(&w, &mine.upgrade()?).then_some(w)
-}
-
-/// The file checksum of the level-0 file of `txid` in the replica (its last 8 bytes), if the
-/// object is at least that long: what tells this writer's own uploads from another's. One HEAD
-/// for the size, then a bounded range: Azure has no suffix range, and no listing is at hand.
-async fn remote_checksum(r: &Replica, txid: u64) -> Result<Option<u64>> {
-    let key = r.layout().file_key(&r.remote().root, 0, txid, txid);
-    let size = r.remote().size_of(&key).await?;
-    if size < 8 {
-        return Ok(None);
-    }
-    let tail = r.remote().get_tail(&key, size, 8).await?;
-    Ok((tail.len() == 8).then(|| trailer_checksum(&tail)))
-}
-
-fn trailer_checksum(bytes: &[u8]) -> u64 {
-    let n = bytes.len();
-    let mut a = [0u8; 8];
-    if n >= 8 {
-        a.copy_from_slice(&bytes[n - 8..]);
-    }
-    u64::from_be_bytes(a)
 }
 
 impl State {
@@ -705,55 +591,4 @@ impl State {
         self.attempts.clear();
         Ok(())
     }
-}
-
-/// The level-0 file of TXID `txid`: every page of the overlay, plus zeros for pages that were
-/// truncated away and regrown without being written (readers would otherwise keep the old
-/// images). TXID 1 is a snapshot and carries every page.
-fn encode_upload(base: &Version, o: &Overlay, txid: u64) -> Result<Vec<u8>> {
-    let page_size = base.page_size();
-    let header = ltx::Header {
-        flags: ltx::HEADER_FLAG_NO_CHECKSUM,
-        page_size,
-        commit: o.commit,
-        min_txid: txid,
-        max_txid: txid,
-        timestamp_ms: now_ms(),
-        pre_apply_checksum: 0,
-        wal_offset: 0,
-        wal_size: 0,
-        wal_salt1: 0,
-        wal_salt2: 0,
-        node_id: 0,
-    };
-    let corrupt = |source| Error::Corrupt {
-        key: format!("(upload of TXID {txid:016x})"),
-        source,
-    };
-    let mut enc = ltx::Encoder::new(header).map_err(corrupt)?;
-    let zeros = vec![0u8; page_size as usize];
-    let lock = ltx::lock_pgno(page_size);
-    let fill_from = if txid == 1 {
-        0
-    } else {
-        o.low.min(base.commit())
-    };
-    let mut next_fill = fill_from + 1;
-    for (pgno, (_, page)) in o.pages.iter() {
-        while next_fill < *pgno && next_fill <= o.commit {
-            if next_fill != lock {
-                enc.add_page(next_fill, &zeros).map_err(corrupt)?;
-            }
-            next_fill += 1;
-        }
-        enc.add_page(*pgno, page).map_err(corrupt)?;
-        next_fill = next_fill.max(pgno + 1);
-    }
-    while next_fill <= o.commit {
-        if next_fill != lock {
-            enc.add_page(next_fill, &zeros).map_err(corrupt)?;
-        }
-        next_fill += 1;
-    }
-    enc.finish(0).map_err(corrupt)
 }
