@@ -1,9 +1,11 @@
-//! The replica engine: reads a Litestream replica on object storage.
+//! The replica engine: reads a Litestream replica on object storage, and writes one.
 //!
-//! Layers, bottom up: [`location`] (URL → store), [`layout`] (keys), [`plan`] (restore plans),
-//! [`meta`] (per-file header + page index), [`version`] (where every page lives at one TXID),
-//! [`replica`] (catalog, shared page cache, poller). For the writer, [`writer`] (write buffer,
-//! uploads, fencing) and [`compact`] (compaction, snapshots, retention). Nothing here knows SQLite.
+//! Rooms, bottom up, each using only those before it: [`store`] (URL → store, requests, key
+//! layouts, listings), [`index`] (restore plans, per-file header + page index, versions),
+//! `read` (catalog, page cache, current version, page reader, follower), [`write`](mod@write) (buffer,
+//! writer, uploads, compaction) and [`hydrate`]; then the [`Replica`] facade over them and the
+//! process registry ([`open`], [`Session`]). Nothing here knows SQLite. See
+//! docs/architecture.md.
 
 // Product code returns errors; it never unwraps, panics or leaves debugging output behind.
 #![deny(

@@ -1,6 +1,6 @@
-//! Write mode: the crash-safe local [`buffer`], the [`writer`] that publishes local commits and
-//! uploads them with fencing ([`upload`] encodes what one upload sends), its background
-//! [`tasks`], [`compact`] (compaction, snapshots, retention) and [`mode`], the replica's
+//! Write mode: the crash-safe local `buffer`, the [`writer`] that publishes local commits and
+//! uploads them with fencing (`upload` encodes what one upload sends), its background
+//! `tasks`, [`compact`] (compaction, snapshots, retention) and `mode`, the replica's
 //! write-mode switch. Given the read core, never the replica facade.
 
 pub(crate) mod buffer;

@@ -1,4 +1,4 @@
-//! Write mode: local commits go to the crash-safe [`Buffer`] and to an in-memory [`Overlay`]
+//! Write mode: local commits go to the crash-safe `Buffer` and to an in-memory [`Overlay`]
 //! that every connection of the process reads through at once; a background task uploads them as
 //! level-0 LTX files, one TXID per upload, each created with a conditional PUT so that a second
 //! writer can never overwrite anything (it loses the race and stops).
