@@ -17,12 +17,13 @@ use parking_lot::Mutex;
 use crate::error::{Error, Result};
 use crate::index::meta;
 use crate::index::plan::FileInfo;
-use crate::index::version::{Overlay, Version};
+use crate::index::version::Version;
 use crate::read::core::Core;
 use crate::stats::Stats;
 use crate::supervise::{Health, Task};
 use crate::write::buffer::{Buffer, Commit, Intent, Record};
 use crate::write::compact::CompactionOptions;
+use crate::write::state::State;
 use crate::write::upload::{encode_upload, now_ms, remote_checksum, trailer_checksum};
 
 /// Uploads that keep failing for this long make the next write transaction fail, so that an
@@ -65,27 +66,6 @@ pub struct WriteStatus {
     pub fenced: Option<String>,
     /// The buffer file.
     pub buffer_path: PathBuf,
-}
-
-struct State {
-    buffer: Buffer,
-    /// The replica's state as this writer last made it (no overlay).
-    base: Arc<Version>,
-    overlay: Option<Arc<Overlay>>,
-    state_no: u32,
-    next_seq: u64,
-    /// Commits not uploaded yet: (seq, where its record ends in the buffer, size, when).
-    pending: Vec<(u64, u64, u32, Instant)>,
-    /// Upload attempts for `base.txid() + 1`, whose responses may have been lost.
-    attempts: Vec<(Intent, Bytes)>,
-    fenced: Option<String>,
-    /// Write mode was turned off: no more commits.
-    retired: bool,
-    last_error: Option<String>,
-    failing_since: Option<Instant>,
-    uploads: u64,
-    upload_errors: u64,
-    verified: Instant,
 }
 
 /// The writer of one replica.
@@ -513,82 +493,5 @@ impl Writer {
     /// Asks the sync task to upload now.
     pub(crate) fn nudge(&self) {
         self.wake.notify_one();
-    }
-}
-
-impl State {
-    fn view(&self) -> Version {
-        self.base.with_overlay(self.overlay.clone(), self.state_no)
-    }
-
-    /// Adds a recorded commit to the overlay.
-    fn apply(&mut self, c: &Commit, end: u64) {
-        let mut o = self.overlay.as_deref().cloned().unwrap_or_else(|| Overlay {
-            pages: imbl::OrdMap::new(),
-            commit: self.base.commit(),
-            low: self.base.commit(),
-        });
-        if c.commit < o.commit {
-            let cut: Vec<u32> = o.pages.range(c.commit + 1..).map(|(p, _)| *p).collect();
-            for p in cut {
-                o.pages.remove(&p);
-            }
-        }
-        for (pgno, page) in &c.pages {
-            if *pgno <= c.commit {
-                o.pages.insert(*pgno, (c.seq, page.clone()));
-            }
-        }
-        o.commit = c.commit;
-        o.low = o.low.min(c.commit);
-        self.overlay = Some(Arc::new(o));
-        self.state_no = self.state_no.wrapping_add(1);
-        self.pending.push((c.seq, end, c.commit, Instant::now()));
-    }
-
-    /// After the file holding commits up to `last_seq` is in the replica: it becomes the base,
-    /// the overlay keeps only later commits, and the buffer drops what was uploaded.
-    fn rebase_after_upload(&mut self, last_seq: u64, file: &Arc<meta::FileMeta>) -> Result<()> {
-        let base = self.base.apply(std::slice::from_ref(file))?;
-        let keep: Vec<_> = self
-            .pending
-            .iter()
-            .filter(|p| p.0 > last_seq)
-            .copied()
-            .collect();
-        let uploaded_end = self
-            .pending
-            .iter()
-            .filter(|p| p.0 <= last_seq)
-            .map(|p| p.1)
-            .max();
-        self.overlay = match (&self.overlay, keep.is_empty()) {
-            (Some(o), false) => {
-                let pages = o
-                    .pages
-                    .iter()
-                    .filter(|(_, (seq, _))| *seq > last_seq)
-                    .map(|(p, v)| (*p, v.clone()))
-                    .collect();
-                let low = keep.iter().map(|p| p.2).fold(base.commit(), u32::min);
-                Some(Arc::new(Overlay {
-                    pages,
-                    commit: o.commit,
-                    low,
-                }))
-            }
-            _ => None,
-        };
-        let delta = match uploaded_end {
-            Some(end) => self.buffer.rebase(base.txid(), end)?,
-            None => 0,
-        };
-        self.pending = keep
-            .into_iter()
-            .map(|(s, e, c, t)| (s, (e as i64 - delta) as u64, c, t))
-            .collect();
-        self.base = Arc::new(base.with_overlay(None, 0));
-        self.attempts.clear();
-        Ok(())
     }
 }
