@@ -1,9 +1,11 @@
-//! The replica engine: reads a Litestream replica on object storage.
+//! The replica engine: reads a Litestream replica on object storage, and writes one.
 //!
-//! Layers, bottom up: [`location`] (URL → store), [`layout`] (keys), [`plan`] (restore plans),
-//! [`meta`] (per-file header + page index), [`version`] (where every page lives at one TXID),
-//! [`replica`] (catalog, shared page cache, poller). For the writer, [`writer`] (write buffer,
-//! uploads, fencing) and [`compact`] (compaction, snapshots, retention). Nothing here knows SQLite.
+//! Rooms, bottom up, each using only those before it: [`store`] (URL → store, requests, key
+//! layouts, listings), [`index`] (restore plans, per-file header + page index, versions),
+//! `read` (catalog, page cache, current version, page reader, follower), [`write`](mod@write) (buffer,
+//! writer, uploads, compaction) and [`hydrate`]; then the [`Replica`] facade over them and the
+//! process registry ([`open`], [`Session`]). Nothing here knows SQLite. See
+//! docs/architecture.md.
 
 // Product code returns errors; it never unwraps, panics or leaves debugging output behind.
 #![deny(
@@ -14,29 +16,33 @@
     clippy::dbg_macro
 )]
 
-mod buffer;
-pub mod compact;
 pub mod error;
 pub mod hydrate;
-pub mod layout;
-pub mod location;
-pub mod meta;
-pub mod plan;
-pub mod remote;
+pub mod index;
+mod options;
+mod panics;
+mod read;
+mod registry;
 pub mod replica;
 pub mod runtime;
 pub mod stats;
+pub mod store;
 pub mod supervise;
 pub mod target;
-pub mod version;
-pub mod writer;
+pub mod write;
+
+// The modules' former paths, which tests and the VFS name.
+pub use index::{meta, plan, version};
+pub use store::{layout, location, remote};
+pub use write::{compact, writer};
 
 pub use compact::{CompactionOptions, CompactionReport, Compactor};
 pub use error::{Error, Result};
 pub use hydrate::{HydrationOptions, HydrationState, HydrationStatus, LocalReader};
-pub use replica::{
-    open, ReadAhead, Replica, ReplicaOptions, Session, DEFAULT_CACHE_SIZE, DEFAULT_POLL_INTERVAL,
-};
+pub use options::{ReplicaOptions, DEFAULT_CACHE_SIZE, DEFAULT_POLL_INTERVAL};
+pub use read::ReadAhead;
+pub use registry::{open, Session};
+pub use replica::Replica;
 pub use stats::StatsSnapshot;
 pub use target::{parse_time, parse_txid, Target};
 pub use version::Version;

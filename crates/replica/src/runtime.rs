@@ -41,7 +41,7 @@ where
     F: Future<Output = Result<T>> + Send + 'static,
     T: Send + 'static,
 {
-    crate::supervise::install_panic_hook();
+    crate::panics::install_panic_hook();
     let (tx, rx) = mpsc::sync_channel(1);
     handle()?.spawn(async move {
         let _ = tx.send(AssertUnwindSafe(fut).catch_unwind().await);
@@ -50,7 +50,7 @@ where
         Ok(Ok(out)) => out,
         Ok(Err(panic)) => Err(Error::Internal(format!(
             "panic in an I/O task: {}",
-            crate::supervise::panic_message(&*panic)
+            crate::panics::panic_message(&*panic)
         ))),
         Err(_) => Err(Error::Internal("the I/O runtime stopped".into())),
     }

@@ -7,11 +7,9 @@
 //! Panic messages of the engine's threads go to the log, not to the host's stderr
 //! ([`install_panic_hook`]).
 
-use std::any::Any;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Once;
 use std::time::Duration;
 
 use futures::FutureExt;
@@ -177,37 +175,7 @@ where
     }
 }
 
-/// The text of a panic payload (`panic!` with a literal or a formatted message).
-pub fn panic_message(payload: &(dyn Any + Send)) -> &str {
-    payload
-        .downcast_ref::<String>()
-        .map(String::as_str)
-        .or_else(|| payload.downcast_ref::<&str>().copied())
-        .unwrap_or("unknown panic")
-}
-
-/// Routes panic messages of the engine's own threads (`litestream-*`) to the log, where the
-/// supervisor's report of the same failure also goes; other threads keep the host's hook, so an
-/// application's own panics print as before. Installed once per process.
-pub fn install_panic_hook() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let ours = std::thread::current()
-                .name()
-                .is_some_and(|n| n.starts_with("litestream"));
-            if !ours {
-                return previous(info);
-            }
-            let location = info
-                .location()
-                .map(|l| format!("{}:{}", l.file(), l.line()))
-                .unwrap_or_default();
-            tracing::error!(%location, "panic: {}", panic_message(info.payload()));
-        }));
-    });
-}
+pub use crate::panics::{install_panic_hook, panic_message};
 
 /// Named fault points for tests: [`fault_point`] panics once where a test armed it with
 /// [`arm`], for one replica (its URL as shown in messages), so tests running side by side do

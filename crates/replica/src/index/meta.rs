@@ -7,10 +7,10 @@ use bytes::Bytes;
 use object_store::path::Path;
 
 use crate::error::{Error, Result};
-use crate::plan::FileInfo;
-use crate::remote::Remote;
+use crate::index::loc::PageLoc;
 use crate::stats::Stats;
-use crate::version::PageLoc;
+use crate::store::listing::{FileInfo, FileKey};
+use crate::store::remote::Remote;
 
 /// Files up to this size are fetched whole: one request yields header, index and every page,
 /// and lets us verify the file checksum. Most level-0 files are this small.
@@ -27,27 +27,6 @@ const SUFFIX_MAX: u64 = 2 * 1024 * 1024;
 /// `size / 64` fetched twice the bytes for the same requests; `size / 256` needed a second GET.)
 fn suffix_guess(size: u64) -> u64 {
     (size / 128).clamp(SUFFIX_MIN, SUFFIX_MAX)
-}
-
-/// Identity of an LTX file within a replica.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct FileKey {
-    /// Level 0..=9.
-    pub level: u8,
-    /// First TXID.
-    pub min_txid: u64,
-    /// Last TXID.
-    pub max_txid: u64,
-}
-
-impl From<&FileInfo> for FileKey {
-    fn from(f: &FileInfo) -> Self {
-        FileKey {
-            level: f.level,
-            min_txid: f.min_txid,
-            max_txid: f.max_txid,
-        }
-    }
 }
 
 /// Header and page index of one LTX file.

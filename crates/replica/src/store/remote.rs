@@ -14,8 +14,8 @@ use object_store::{
 use tracing::Instrument;
 
 use crate::error::{Error, Result};
-use crate::location::Location;
 use crate::stats::Stats;
+use crate::store::location::Location;
 
 /// A replica location plus its request counters.
 #[derive(Clone, Debug)]

@@ -8,23 +8,8 @@
 //! state before the gap would be silently stale data.
 
 use crate::error::{Error, Result};
-use crate::layout::SNAPSHOT_LEVEL;
-
-/// What the engine knows about one LTX object from a listing.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FileInfo {
-    /// Level: 0 for raw syncs, 1..=8 compactions, 9 snapshots.
-    pub level: u8,
-    /// First TXID covered.
-    pub min_txid: u64,
-    /// Last TXID covered.
-    pub max_txid: u64,
-    /// Object size in bytes.
-    pub size: u64,
-    /// Best known creation time in ms since the epoch: the LTX header timestamp when it has been
-    /// read, else the listing's last-modified time.
-    pub created_ms: i64,
-}
+use crate::store::layout::SNAPSHOT_LEVEL;
+pub use crate::store::listing::FileInfo;
 
 /// The state to rebuild.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

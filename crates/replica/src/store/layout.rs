@@ -63,6 +63,16 @@ pub fn parse_key(root: &Path, key: &Path) -> Option<(Layout, u8, u64, u64)> {
     Some((layout, level, min, max))
 }
 
+/// The key layout a new replica gets: Litestream's per backend (litestream#1426).
+pub(crate) fn layout_for_url(url: &str) -> Layout {
+    let scheme = url.split("://").next().unwrap_or("").to_ascii_lowercase();
+    if scheme == "s3" || scheme == "oss" {
+        Layout::Hex
+    } else {
+        Layout::Ltx
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

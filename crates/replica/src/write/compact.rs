@@ -22,10 +22,10 @@ use object_store::path::Path;
 use tracing::Instrument;
 
 use crate::error::{Error, Result};
-use crate::layout::{Layout, SNAPSHOT_LEVEL};
-use crate::plan::{extend_chain, restore_plan, FileInfo, PlanTarget};
-use crate::remote::Remote;
-use crate::replica::list_all;
+use crate::index::plan::{extend_chain, restore_plan, FileInfo, PlanTarget};
+use crate::store::layout::{Layout, SNAPSHOT_LEVEL};
+use crate::store::listing::list_all;
+use crate::store::remote::Remote;
 
 /// How often retention runs when nothing else triggers it: Litestream's
 /// `DefaultL0RetentionCheckInterval` (store.go).
@@ -737,7 +737,7 @@ mod tests {
     #[test]
     fn options_litestream_refuses_are_refused() {
         let remote = || {
-            let loc = crate::location::connect(
+            let loc = crate::store::location::connect(
                 &format!("file://{}", std::env::temp_dir().display()),
                 &|_| None,
             )

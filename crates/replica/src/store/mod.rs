@@ -1,0 +1,8 @@
+//! The bucket: a replica URL made into a store ([`location`]), bounded and counted requests
+//! ([`remote`]), where LTX files live under the prefix ([`layout`]) and what a listing says about
+//! them ([`listing`]). Knows nothing of pages or versions.
+
+pub mod layout;
+pub mod listing;
+pub mod location;
+pub mod remote;
