@@ -388,20 +388,7 @@ fn encode(
     pages: &[(u32, Vec<u8>)],
     ts_ms: i64,
 ) -> Result<Vec<u8>> {
-    let header = ltx::Header {
-        flags: ltx::HEADER_FLAG_NO_CHECKSUM,
-        page_size,
-        commit,
-        min_txid: min,
-        max_txid: max,
-        timestamp_ms: ts_ms,
-        pre_apply_checksum: 0,
-        wal_offset: 0,
-        wal_size: 0,
-        wal_salt1: 0,
-        wal_salt2: 0,
-        node_id: 0,
-    };
+    let header = ltx::Header::unchecksummed(page_size, commit, min, max, ts_ms);
     let mut enc = ltx::Encoder::new(header)?;
     for (pgno, data) in pages {
         if *pgno != ltx::lock_pgno(page_size) {

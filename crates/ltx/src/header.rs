@@ -88,6 +88,27 @@ pub(crate) fn read_be_u32(b: &[u8], at: usize) -> u32 {
 }
 
 impl Header {
+    /// The header of a file of TXIDs `min_txid..=max_txid` written without a running database
+    /// checksum (`HEADER_FLAG_NO_CHECKSUM`), as Litestream 0.5 writes them and as our writer
+    /// uploads them; no WAL position, node 0.
+    pub fn unchecksummed(
+        page_size: u32,
+        commit: u32,
+        min_txid: u64,
+        max_txid: u64,
+        timestamp_ms: i64,
+    ) -> Header {
+        Header {
+            flags: HEADER_FLAG_NO_CHECKSUM,
+            page_size,
+            commit,
+            min_txid,
+            max_txid,
+            timestamp_ms,
+            ..Header::default()
+        }
+    }
+
     /// Parses and validates the header in the first 100 bytes of `bytes`.
     ///
     /// The 20 reserved bytes are ignored, as Go does (they are still covered by the file

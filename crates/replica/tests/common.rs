@@ -65,20 +65,7 @@ impl ReplicaDir {
         pages: &[(u32, u64)],
         ts_ms: i64,
     ) -> PathBuf {
-        let header = ltx::Header {
-            flags: ltx::HEADER_FLAG_NO_CHECKSUM,
-            page_size: PAGE_SIZE,
-            commit,
-            min_txid: min,
-            max_txid: max,
-            timestamp_ms: ts_ms,
-            pre_apply_checksum: 0,
-            wal_offset: 0,
-            wal_size: 0,
-            wal_salt1: 0,
-            wal_salt2: 0,
-            node_id: 0,
-        };
+        let header = ltx::Header::unchecksummed(PAGE_SIZE, commit, min, max, ts_ms);
         let mut enc = ltx::Encoder::new(header).unwrap();
         let mut sorted = pages.to_vec();
         sorted.sort();

@@ -38,20 +38,7 @@ pub(crate) fn trailer_checksum(bytes: &[u8]) -> u64 {
 /// images). TXID 1 is a snapshot and carries every page.
 pub(crate) fn encode_upload(base: &Version, o: &Overlay, txid: u64) -> Result<Vec<u8>> {
     let page_size = base.page_size();
-    let header = ltx::Header {
-        flags: ltx::HEADER_FLAG_NO_CHECKSUM,
-        page_size,
-        commit: o.commit,
-        min_txid: txid,
-        max_txid: txid,
-        timestamp_ms: now_ms(),
-        pre_apply_checksum: 0,
-        wal_offset: 0,
-        wal_size: 0,
-        wal_salt1: 0,
-        wal_salt2: 0,
-        node_id: 0,
-    };
+    let header = ltx::Header::unchecksummed(page_size, o.commit, txid, txid, now_ms());
     let corrupt = |source| Error::Corrupt {
         key: format!("(upload of TXID {txid:016x})"),
         source,
