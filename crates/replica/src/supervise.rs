@@ -98,11 +98,7 @@ where
     F: FnMut() -> Fut + Send + 'static,
     Fut: Future<Output = RunResult> + Send + 'static,
 {
-    install_panic_hook();
-    match runtime::handle() {
-        Ok(rt) => drop(rt.spawn(supervise(health, context, run))),
-        Err(e) => give_up(&health, &context, e.to_string()),
-    }
+    spawn_then(health, context, run, |_| {});
 }
 
 fn give_up(health: &Health, context: &str, cause: String) {

@@ -4,8 +4,19 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 pub const PAGE_SIZE: u32 = 4096;
+
+/// Waits for a condition a background task should bring about; `within` only guards against a
+/// hang.
+pub fn eventually(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < within, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
 
 /// The content of page `pgno` as written by transaction `txid`: incompressible, so file sizes
 /// (and with them whole-file versus ranged reads) are predictable.

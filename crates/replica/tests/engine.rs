@@ -26,16 +26,11 @@ fn read(s: &Arc<replica::Replica>, v: &Version, pgno: u32) -> Vec<u8> {
     out
 }
 
-/// Waits for a condition the poller should bring about; the bound only guards against hangs.
-fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+/// The hang guard of this file's waits.
+const WAIT: Duration = Duration::from_secs(20);
+
+fn eventually(what: &str, f: impl FnMut() -> bool) {
+    common::eventually(what, WAIT, f)
 }
 
 #[test]

@@ -5,7 +5,7 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{Layout, ReplicaDir};
 use replica::supervise::{arm, set_first_backoff, set_idle_timeout, MAX_FAILURES_IN_A_ROW};
@@ -22,16 +22,11 @@ fn opts(url: &str) -> ReplicaOptions {
     }
 }
 
-/// Waits for a condition the poller should bring about; the bound only guards against hangs.
-fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+/// The hang guard of this file's waits.
+const WAIT: Duration = Duration::from_secs(30);
+
+fn eventually(what: &str, f: impl FnMut() -> bool) {
+    common::eventually(what, WAIT, f)
 }
 
 #[test]
