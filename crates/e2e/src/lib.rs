@@ -9,13 +9,17 @@ use anyhow::{bail, Context, Result};
 use rusqlite::{Connection, OpenFlags};
 use testkit::golitestream::{restore, ReplicaTarget, RestoreOpts};
 
+/// The repository's top directory.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
 /// The release build of the extension (`make build`), or `$LITESTREAM_VFS_SO`.
 pub fn extension_path() -> Result<PathBuf> {
     if let Ok(p) = std::env::var("LITESTREAM_VFS_SO") {
         return Ok(PathBuf::from(p));
     }
-    let p =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/release/liblitestream_vfs.so");
+    let p = repo_root().join("target/release/liblitestream_vfs.so");
     if !p.exists() {
         bail!(
             "{} is missing: run `make build` (or `make test`) first",
@@ -173,7 +177,7 @@ pub fn go_file_replica(dir: &Path, rows: u32, blob_bytes: u32) -> Result<Replica
 
 /// Debian's Python in the venv `scripts/setup.sh` makes (`target/venv-debian`), with Django.
 pub fn venv_python() -> Result<PathBuf> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/venv-debian/bin/python");
+    let p = repo_root().join("target/venv-debian/bin/python");
     if !p.exists() {
         bail!(
             "{} is missing: run scripts/setup.sh (make test does)",

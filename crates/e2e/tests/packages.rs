@@ -15,13 +15,9 @@ const SYSTEM_PYTHON: &str = "/usr/bin/python3";
 const MAX_WHEEL_BYTES: u64 = 6_000_000;
 const ROWS_SQL: &str = "SELECT id, body FROM t ORDER BY id";
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 /// The one file in `dist/` whose name ends with `suffix`.
 fn dist_file(suffix: &str) -> Result<PathBuf> {
-    let dir = repo().join("dist");
+    let dir = e2e::repo_root().join("dist");
     let found: Vec<PathBuf> = std::fs::read_dir(&dir)
         .with_context(|| format!("{} is missing: run `make dist`", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))

@@ -8,20 +8,16 @@ use std::process::Command;
 
 use anyhow::{ensure, Result};
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 /// What setup would install (`apt: …`, `pip: …`, `venv: …` lines), given a package list and an
 /// LLVM library directory.
 fn plan(package_list: &Path, llvm_libdir: &Path) -> Result<Vec<String>> {
     let out = Command::new("bash")
-        .arg(repo().join("scripts/setup.sh"))
+        .arg(e2e::repo_root().join("scripts/setup.sh"))
         .env("SETUP_DRY_RUN", "1")
         .env("SETUP_PACKAGE_LIST", package_list)
         .env("SETUP_LLVM_LIBDIR", llvm_libdir)
         .env_remove("LIBCLANG_PATH")
-        .current_dir(repo())
+        .current_dir(e2e::repo_root())
         .output()?;
     ensure!(
         out.status.success(),
@@ -44,7 +40,7 @@ fn fresh_llvm_libdir(dir: &Path) -> Result<PathBuf> {
 }
 
 fn fresh_list() -> PathBuf {
-    repo().join("scripts/fresh-packages.txt")
+    e2e::repo_root().join("scripts/fresh-packages.txt")
 }
 
 #[test]

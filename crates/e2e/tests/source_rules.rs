@@ -22,10 +22,6 @@ const CRATES: [&str; 4] = [
 ];
 const MAX_LINES: usize = 600;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 /// A source file: its module path (`["read", "pages"]` for read/pages.rs and read/pages/mod.rs,
 /// `[]` for lib.rs) and its text split into the product part and the trailing test module.
 struct Source {
@@ -378,7 +374,7 @@ fn cycles(src: &Path) -> Vec<String> {
 fn product_crates_have_no_module_cycles() {
     let mut all = Vec::new();
     for krate in CRATES {
-        for c in cycles(&repo().join(krate)) {
+        for c in cycles(&e2e::repo_root().join(krate)) {
             all.push(format!("{krate}: {c}"));
         }
     }
@@ -390,7 +386,7 @@ fn product_source_files_stay_under_600_lines() {
     let mut long = Vec::new();
     for krate in CRATES {
         let mut files = Vec::new();
-        rust_files(&repo().join(krate), &mut files);
+        rust_files(&e2e::repo_root().join(krate), &mut files);
         for f in files {
             let text = std::fs::read_to_string(&f).unwrap();
             let n = split_tests(&text).0.lines().count();

@@ -11,7 +11,7 @@ use testkit::PrimaryDb;
 
 #[test]
 fn sql_tests() -> Result<()> {
-    let dir_sql = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../sql-tests");
+    let dir_sql = e2e::repo_root().join("sql-tests");
     let tmp = tempfile::tempdir()?;
     let replica = tmp.path().join("replica");
     let primary = PrimaryDb::create(&tmp.path().join("app.db"))?;
