@@ -11,6 +11,7 @@ use crate::error::Result;
 use crate::options::ReplicaOptions;
 use crate::replica::Replica;
 use crate::runtime;
+use crate::store::location;
 use crate::supervise;
 
 /// A replica nobody has used for this long is dropped with its cache and poller.
@@ -65,7 +66,12 @@ pub fn open(opts: &ReplicaOptions) -> Result<Session> {
     let replica = match joined {
         Some(r) => r,
         None => {
-            let fresh = runtime::block_on(Replica::connect(opts.clone()))?;
+            let o = opts.clone();
+            let fresh = runtime::block_on(async move {
+                let create = o.write.is_some();
+                let loc = location::connect_with(&o.url, &location::process_env, create)?;
+                Replica::connect(o, loc).await
+            })?;
             let mut reg = REGISTRY.lock();
             let map = reg.get_or_insert_with(HashMap::new);
             // Another thread may have opened the same URL meanwhile: keep the first one.

@@ -23,7 +23,7 @@ use crate::read::pages::{PageReader, ReadAhead};
 use crate::stats::StatsSnapshot;
 use crate::store::layout::layout_for_url;
 use crate::store::listing::list_all;
-use crate::store::location;
+use crate::store::location::Location;
 use crate::store::remote::Remote;
 use crate::target::Target;
 use crate::write::mode::WriteMode;
@@ -50,10 +50,10 @@ impl std::fmt::Debug for Replica {
 }
 
 impl Replica {
-    /// Lists the replica and builds the newest state's version; nothing runs in the background
-    /// yet (see [`Replica::follow`]).
-    pub(crate) async fn connect(opts: ReplicaOptions) -> Result<Arc<Replica>> {
-        let loc = location::connect_with(&opts.url, &location::process_env, opts.write.is_some())?;
+    /// Lists the replica at `loc` and builds the newest state's version; nothing runs in the
+    /// background yet (see [`Replica::follow`]). Its background tasks will run on the runtime
+    /// that awaits this: the engine's own for the process registry, a test's otherwise.
+    pub(crate) async fn connect(opts: ReplicaOptions, loc: Location) -> Result<Arc<Replica>> {
         let remote = Remote::new(loc);
         let listing = list_all(&remote, &HashMap::new()).await?;
         let layout = match listing.layout {
@@ -76,6 +76,7 @@ impl Replica {
         let core = Arc::new(Core {
             catalog,
             current: Current::new(first),
+            rt: tokio::runtime::Handle::current(),
         });
         let cur = core.current.get();
         tracing::info!(url = %core.display_url(), txid = cur.txid(), files = cur.files().len(), "replica opened");
@@ -89,6 +90,22 @@ impl Replica {
             core,
             opts,
         }))
+    }
+
+    /// A replica of its own on the store `loc` names, outside the process registry: connected,
+    /// followed, and hydrated or in write mode as `opts` say, with every background task on
+    /// the runtime that awaits this. The deterministic fault tests hand it a
+    /// [`FaultyStore`](crate::store::faults::FaultyStore) and drive it with a paused clock.
+    #[cfg(any(test, feature = "fault-points"))]
+    pub async fn open_on(opts: ReplicaOptions, loc: Location) -> Result<Arc<Replica>> {
+        let r = Replica::connect(opts.clone(), loc).await?;
+        r.follow(|| false);
+        if let Some(w) = &opts.write {
+            r.attach_writer(w)?;
+        } else if let Some(h) = &opts.hydration {
+            r.start_hydration(h);
+        }
+        Ok(r)
     }
 
     /// Starts following the replica; `stop` says when the follower should end (the replica

@@ -14,9 +14,9 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use parking_lot::Mutex;
+use tokio::runtime::Handle;
 
 use crate::error::{Error, Result};
-use crate::runtime;
 
 /// First pause before a failed loop is started again; it doubles up to [`MAX_BACKOFF`].
 pub const FIRST_BACKOFF: Duration = Duration::from_millis(200);
@@ -90,25 +90,21 @@ impl Health {
 /// How a loop's run ended, when it did not panic.
 pub type RunResult = Result<()>;
 
-/// Runs the loop `run()` makes on the engine runtime under supervision. `Ok(())` ends it for
-/// good (its replica or writer is gone); a panic or an `Err` restarts it with a fresh `run()`
-/// after a back-off, until [`MAX_FAILURES_IN_A_ROW`] failures without a healthy run.
-pub fn spawn<F, Fut>(health: std::sync::Arc<Health>, context: String, run: F)
+/// Runs the loop `run()` makes on `rt` (the replica's runtime) under supervision. `Ok(())`
+/// ends it for good (its replica or writer is gone); a panic or an `Err` restarts it with a
+/// fresh `run()` after a back-off, until [`MAX_FAILURES_IN_A_ROW`] failures without a healthy
+/// run.
+pub fn spawn<F, Fut>(rt: &Handle, health: std::sync::Arc<Health>, context: String, run: F)
 where
     F: FnMut() -> Fut + Send + 'static,
     Fut: Future<Output = RunResult> + Send + 'static,
 {
-    spawn_then(health, context, run, |_| {});
-}
-
-fn give_up(health: &Health, context: &str, cause: String) {
-    let task = health.task.name();
-    tracing::error!(task, %context, %cause, "background task could not start");
-    *health.given_up.lock() = Some(cause);
+    spawn_then(rt, health, context, run, |_| {});
 }
 
 /// Like [`spawn`], then `on_give_up(cause)` if the loop is given up.
 pub fn spawn_then<F, Fut>(
+    rt: &Handle,
     health: std::sync::Arc<Health>,
     context: String,
     run: F,
@@ -118,13 +114,6 @@ pub fn spawn_then<F, Fut>(
     Fut: Future<Output = RunResult> + Send + 'static,
 {
     install_panic_hook();
-    let rt = match runtime::handle() {
-        Ok(rt) => rt,
-        Err(e) => {
-            give_up(&health, &context, e.to_string());
-            return on_give_up(e.to_string());
-        }
-    };
     rt.spawn(async move {
         if let Some(cause) = supervise(health, context, run).await {
             on_give_up(cause);

@@ -51,18 +51,24 @@ impl Hydration {
         }
         let weak = Arc::downgrade(core);
         let on_give_up = h.clone();
-        // An error ends hydration for good (reads stay remote, the status says why); a panic
-        // is restarted by the supervisor, and the download resumes from its sidecar.
+        // Object storage failing for a moment (an error the store's own retries did not get
+        // past) and a panic are restarted by the supervisor after its back-off, and the
+        // download resumes from its sidecar; any other error ends hydration for good (reads
+        // stay remote, the status says why), as does giving up.
         supervise::spawn_then(
+            &core.rt,
             h.health.clone(),
             core.display_url().to_string(),
             move || {
                 let (weak, h) = (weak.clone(), h.clone());
                 async move {
-                    if let Err(e) = run(weak, h.clone(), interval).await {
-                        if !h.closed.load(Relaxed) {
-                            h.fail(e.to_string());
+                    match run(weak, h.clone(), interval).await {
+                        Err(e) if h.closed.load(Relaxed) => {
+                            tracing::debug!(error = %e, "hydration closed")
                         }
+                        Err(e) if e.is_transient() => return Err(e),
+                        Err(e) => h.fail(e.to_string()),
+                        Ok(()) => {}
                     }
                     Ok(())
                 }

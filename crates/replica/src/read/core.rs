@@ -1,6 +1,6 @@
 //! The read core of one replica: its catalog (files, indexes, page cache) and its current
-//! version. What the page reader, the follower, the writer and the hydrator are given; it knows
-//! none of them.
+//! version, and the runtime its background tasks run on. What the page reader, the follower,
+//! the writer and the hydrator are given; it knows none of them.
 
 use std::sync::Arc;
 
@@ -15,6 +15,10 @@ use crate::target::Target;
 pub(crate) struct Core {
     pub(crate) catalog: Catalog,
     pub(crate) current: Current,
+    /// Where the replica's background tasks (poller, uploader, compactor, hydrator, prefetch)
+    /// run: the runtime that connected it, i.e. the engine's own ([`runtime`]), or a test's
+    /// runtime with a paused clock.
+    pub(crate) rt: tokio::runtime::Handle,
 }
 
 impl Core {

@@ -2,9 +2,10 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use parking_lot::Mutex;
+use tokio::time::Instant;
 
 use crate::error::{Error, Result};
 use crate::index::plan::{extend_chain, restore_plan, PlanTarget};
@@ -76,6 +77,7 @@ impl Follower {
         let weak = Arc::downgrade(self);
         let stop: Arc<dyn Fn() -> bool + Send + Sync> = Arc::new(stop);
         supervise::spawn(
+            &self.core.rt,
             self.health.clone(),
             self.core.display_url().to_string(),
             move || Follower::poll_loop(weak.clone(), stop.clone()),
@@ -167,16 +169,18 @@ impl Follower {
         *self.last_refresh.lock() = Instant::now();
         let catalog = &self.core.catalog;
         let listing = catalog.list().await?;
-        catalog.replace(&listing.files, &self.core.current);
         let plan = restore_plan(&listing.files, PlanTarget::Latest)?;
         let cur = self.core.current.get();
         let reached = plan.last().map_or(0, |f| f.max_txid);
+        // Checked before the catalog takes the listing: a listing that lags behind (or a
+        // replica that was replaced) must not drop the files of the state being served.
         if reached < cur.txid() {
             return Err(Error::Inconsistent(format!(
                 "the replica went backwards: it now ends at TXID {reached:016x}, but this process already read {:016x}; it was restored or replaced. Reopen the database to read the new history",
                 cur.txid()
             )));
         }
+        catalog.replace(&listing.files, &self.core.current);
         let gone = catalog.lacks_any_of(&cur);
         if reached > cur.txid() || gone || cur.files().len() > MAX_FILES_PER_VERSION {
             let metas = catalog.metas_for(&plan).await?;

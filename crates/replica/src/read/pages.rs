@@ -175,8 +175,7 @@ impl PageReader {
             }
         }
         let page_size = version.page_size();
-        // Prefetching is an optimisation: without a runtime, reads simply fetch on demand.
-        let Ok(rt) = runtime::handle() else { return };
+        let rt = &self.core.rt;
         for (file, mut pages) in by_file.into_values() {
             pages.sort_by_key(|(_, l)| l.offset);
             for span in coalesce(pages, PREFETCH_GAP, MAX_READAHEAD_BYTES) {

@@ -1,8 +1,12 @@
 //! The bucket: a replica URL made into a store ([`location`]), bounded and counted requests
 //! ([`remote`]), where LTX files live under the prefix ([`layout`]) and what a listing says about
-//! them ([`listing`]). Knows nothing of pages or versions.
+//! them ([`listing`]). Knows nothing of pages or versions. Test builds add [`faults`], a store
+//! that misbehaves on demand.
 
 pub mod layout;
 pub mod listing;
 pub mod location;
 pub mod remote;
+
+#[cfg(any(test, feature = "fault-points"))]
+pub mod faults;

@@ -2,7 +2,7 @@
 //! it, and the overlay of local commits not uploaded yet.
 
 use std::sync::Arc;
-use std::time::Instant;
+use tokio::time::Instant;
 
 use bytes::Bytes;
 

@@ -3,9 +3,10 @@
 //! writer is no longer the one it was started for (write mode turned off, maybe on again).
 
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use parking_lot::RwLock;
+use tokio::time::Instant;
 
 use crate::error::{Error, Result};
 use crate::read::core::Core;
@@ -52,9 +53,12 @@ impl Owner {
 /// waits for a quiet moment. Failures back off (up to `MAX_BACKOFF`) and are reported.
 pub(crate) fn spawn_sync(core: &Arc<Core>, slot: &Arc<Slot>, mine: &Arc<Writer>) {
     let owner = Owner::new(core, slot, mine);
-    supervise::spawn(mine.uploader(), core.display_url().to_string(), move || {
-        sync_loop(owner.clone())
-    });
+    supervise::spawn(
+        &core.rt,
+        mine.uploader(),
+        core.display_url().to_string(),
+        move || sync_loop(owner.clone()),
+    );
 }
 
 /// The upload loop; `Ok` once its replica or this writer is gone, or the writer is fenced.
@@ -107,6 +111,7 @@ pub(crate) fn spawn_compaction(
     // Shared by every restart, so a restart keeps the schedule of what is due.
     let compactor = Arc::new(tokio::sync::Mutex::new(compactor));
     supervise::spawn(
+        &core.rt,
         mine.compactor(),
         core.display_url().to_string(),
         move || compaction_loop(owner.clone(), compactor.clone()),
@@ -128,7 +133,7 @@ async fn compaction_loop(
             return Ok(());
         }
         supervise::fault_point("compactor", core.display_url());
-        match compactor.run_due(Instant::now()).await {
+        match compactor.run_due(std::time::Instant::now()).await {
             Ok(report) if report.written.is_empty() && report.deleted.is_empty() => {}
             Ok(report) => {
                 tracing::debug!(
