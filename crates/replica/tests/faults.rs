@@ -151,12 +151,19 @@ async fn a_stalled_listing_holds_one_poll_and_no_more() {
     assert_eq!(s.stats().task_failures, 0);
 }
 
-fn write_opts(dir: &std::path::Path) -> WriteOptions {
-    WriteOptions {
-        buffer_path: dir.join("buffer"),
+/// A writer on a new, empty replica behind a faulty store (uploads every poll interval).
+async fn writer() -> (tempfile::TempDir, ReplicaDir, FaultyStore, Arc<Replica>) {
+    let dir = tempfile::tempdir().unwrap();
+    let r = ReplicaDir::new(&dir.path().join("replica"), Layout::Ltx);
+    let (loc, store) = faulty(&r);
+    let mut o = opts(&r.url());
+    o.write = Some(WriteOptions {
+        buffer_path: dir.path().join("buffer"),
         sync_interval: POLL,
         compaction: CompactionOptions::default(),
-    }
+    });
+    let s = Replica::open_on(o, loc).await.unwrap();
+    (dir, r, store, s)
 }
 
 /// Commits a one-page change of page `pgno` (the database has `commit` pages).
@@ -183,12 +190,7 @@ fn assert_uploaded(r: &ReplicaDir, txid: u64, want: &[(u32, u64)]) {
 
 #[tokio::test(start_paused = true)]
 async fn failed_uploads_are_retried_and_no_commit_is_lost() {
-    let dir = tempfile::tempdir().unwrap();
-    let r = ReplicaDir::new(&dir.path().join("replica"), Layout::Ltx);
-    let (loc, store) = faulty(&r);
-    let mut o = opts(&r.url());
-    o.write = Some(write_opts(dir.path()));
-    let s = Replica::open_on(o, loc).await.unwrap();
+    let (_dir, r, store, s) = writer().await;
     store.inject(Op::Put, "ltx/0/", Fault::Error, 2);
     commit(&s, 1, 1, 2);
     commit(&s, 2, 2, 2);
@@ -208,12 +210,7 @@ async fn failed_uploads_are_retried_and_no_commit_is_lost() {
 
 #[tokio::test(start_paused = true)]
 async fn a_stalled_upload_keeps_later_commits_for_the_next_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let r = ReplicaDir::new(&dir.path().join("replica"), Layout::Ltx);
-    let (loc, store) = faulty(&r);
-    let mut o = opts(&r.url());
-    o.write = Some(write_opts(dir.path()));
-    let s = Replica::open_on(o, loc).await.unwrap();
+    let (_dir, r, store, s) = writer().await;
     store.inject(Op::Put, "ltx/0/", Fault::Stall(LONG), 1);
     commit(&s, 1, 1, 1);
     until("the stalled PUT", || store.injected() == 1).await;
