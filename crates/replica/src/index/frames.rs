@@ -246,7 +246,7 @@ mod tests {
     #[test]
     fn unordered_or_gapped_indexes_are_refused_with_the_reason() {
         let mut e = entries(&[(1, 10), (2, 10), (3, 10)]);
-        e.swap(1, 2);
+        (e[1].pgno, e[2].pgno) = (3, 2);
         let err = FrameIndex::new(&e).unwrap_err();
         assert!(err.contains("ascending"), "{err}");
         let mut e = entries(&[(1, 10), (2, 10)]);
