@@ -117,9 +117,13 @@ impl FrameIndex {
     pub fn find(&self, pgno: u32) -> Option<(u64, u32)> {
         let i = match &self.pgnos {
             Pgnos::Runs(runs) => {
-                let r = runs.partition_point(|&(first, _)| first <= pgno).checked_sub(1)?;
+                let r = runs
+                    .partition_point(|&(first, _)| first <= pgno)
+                    .checked_sub(1)?;
                 let &(first, at) = runs.get(r)?;
-                let end = runs.get(r + 1).map_or(self.len(), |&(_, next)| next as usize);
+                let end = runs
+                    .get(r + 1)
+                    .map_or(self.len(), |&(_, next)| next as usize);
                 let i = at as usize + (pgno - first) as usize;
                 (i < end).then_some(i)?
             }
@@ -165,19 +169,20 @@ impl FrameIndex {
             Sizes::Narrow(s) => (s, &[]),
             Sizes::Wide(s) => (&[], s),
         };
-        let sizes = narrow.iter().map(|&s| u32::from(s)).chain(wide.iter().copied());
+        let sizes = narrow
+            .iter()
+            .map(|&s| u32::from(s))
+            .chain(wide.iter().copied());
         let start = self.checkpoints.first().copied().unwrap_or(0);
-        self.pgnos()
-            .zip(sizes)
-            .scan(start, |offset, (pgno, size)| {
-                let e = ltx::PageIndexEntry {
-                    pgno,
-                    offset: *offset,
-                    size,
-                };
-                *offset += u64::from(size);
-                Some(e)
-            })
+        self.pgnos().zip(sizes).scan(start, |offset, (pgno, size)| {
+            let e = ltx::PageIndexEntry {
+                pgno,
+                offset: *offset,
+                size,
+            };
+            *offset += u64::from(size);
+            Some(e)
+        })
     }
 
     /// Bytes this index holds, itself included.
@@ -218,7 +223,12 @@ mod tests {
         assert_eq!(index.len(), e.len());
         assert_eq!(index.entries().collect::<Vec<_>>(), e);
         for x in &e {
-            assert_eq!(index.find(x.pgno), Some((x.offset, x.size)), "page {}", x.pgno);
+            assert_eq!(
+                index.find(x.pgno),
+                Some((x.offset, x.size)),
+                "page {}",
+                x.pgno
+            );
         }
         let max = e.last().map_or(0, |x| x.pgno);
         for pgno in 0..=max + 2 {

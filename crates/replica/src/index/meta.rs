@@ -222,8 +222,7 @@ fn check(
             e.pgno
         )));
     }
-    if let Some(e) = index.iter().find(|e| e.end() > info.size)
-    {
+    if let Some(e) = index.iter().find(|e| e.end() > info.size) {
         return Err(Error::Inconsistent(format!(
             "{path}: page {} lies outside the object ({} bytes)",
             e.pgno, info.size

@@ -122,7 +122,9 @@ impl Version {
 
     /// Database size in pages.
     pub fn commit(&self) -> u32 {
-        self.overlay.as_ref().map_or(self.map.commit(), |o| o.commit)
+        self.overlay
+            .as_ref()
+            .map_or(self.map.commit(), |o| o.commit)
     }
 
     /// Page size in bytes.
