@@ -232,34 +232,28 @@ fn measure() {
             });
         assert_eq!(decoded, base);
         drop(tail);
-        let (old_map, _, old_map_live) = measured(|| {
-            let mut pages = vec![OldLoc::default(); n as usize];
-            for e in &decoded {
+        // The former `Version::apply`: a copy of the whole array, then the file's entries.
+        let old_apply = |pages: &[OldLoc], index: &[ltx::PageIndexEntry], file| {
+            let mut pages = pages.to_vec();
+            for e in index {
                 pages[e.pgno as usize - 1] = OldLoc {
-                    file: 0,
+                    file,
                     size: e.size,
                     offset: e.offset,
                 };
             }
             Arc::new(pages)
-        });
+        };
+        let empty = vec![OldLoc::default(); n as usize];
+        let (old_map, _, old_map_live) = measured(|| old_apply(&empty, &decoded, 0));
+        drop(empty);
         let before = (decoded_live + old_map_live) as f64 / f64::from(n);
         let incr = changed_pages(n, 10, 2);
         let reps = 20u32;
         let t = Instant::now();
         let mut old_alloc = 0;
         for _ in 0..reps {
-            let (next, allocated, _) = measured(|| {
-                let mut pages = Vec::clone(&old_map);
-                for e in &incr {
-                    pages[e.pgno as usize - 1] = OldLoc {
-                        file: 1,
-                        size: e.size,
-                        offset: e.offset,
-                    };
-                }
-                Arc::new(pages)
-            });
+            let (next, allocated, _) = measured(|| old_apply(&old_map, &incr, 1));
             old_alloc = allocated;
             drop(next);
         }
