@@ -1,5 +1,6 @@
 //! Per-file metadata: an LTX file's header and page index, loaded once and kept, since LTX
-//! objects are immutable.
+//! objects are immutable. The index is kept compact ([`FrameIndex`]): it is the only copy of a
+//! file's page locations, which versions read through.
 
 use std::sync::Arc;
 
@@ -7,6 +8,7 @@ use bytes::Bytes;
 use object_store::path::Path;
 
 use crate::error::{Error, Result};
+use crate::index::frames::FrameIndex;
 use crate::index::loc::PageLoc;
 use crate::stats::Stats;
 use crate::store::listing::{FileInfo, FileKey};
@@ -43,10 +45,32 @@ pub struct FileMeta {
     /// The decoded header.
     pub header: ltx::Header,
     /// Page frames, ascending pgno.
-    pub index: Vec<ltx::PageIndexEntry>,
+    pub index: FrameIndex,
 }
 
 impl FileMeta {
+    /// The metadata of the file `info` names, stored at `path`, from its decoded header and
+    /// page index. Cross-checks them against the name and the listing, and compacts the index.
+    pub fn new(
+        id: u64,
+        info: &FileInfo,
+        path: Path,
+        header: ltx::Header,
+        entries: &[ltx::PageIndexEntry],
+    ) -> Result<FileMeta> {
+        check(&path, info, &header, entries)?;
+        let index = FrameIndex::new(entries)
+            .map_err(|why| Error::Inconsistent(format!("{path}: {why}")))?;
+        Ok(FileMeta {
+            id,
+            key: FileKey::from(info),
+            path,
+            size: info.size,
+            header,
+            index,
+        })
+    }
+
     /// Decodes the frames of `run` (pgno, location) out of `bytes`, which hold this file's bytes
     /// from offset `base`. Each frame must decompress to exactly one page and hold the page the
     /// index says; `each` gets (pgno, frame offset, page).
@@ -139,17 +163,8 @@ pub(crate) async fn load(
         };
         (header, index, Vec::new())
     };
-    check(&path, info, &header, &index)?;
-    let meta = FileMeta {
-        id,
-        key: FileKey::from(info),
-        path,
-        size: info.size,
-        header,
-        index,
-    };
     Ok(Loaded {
-        meta: Arc::new(meta),
+        meta: Arc::new(FileMeta::new(id, info, path, header, &index)?),
         pages,
     })
 }
@@ -175,17 +190,8 @@ pub(crate) fn from_bytes(
         source,
     })?;
     let pages = file.index.iter().map(|e| e.offset).zip(pages).collect();
-    check(&path, info, &file.header, &file.index)?;
-    let meta = FileMeta {
-        id,
-        key: FileKey::from(info),
-        path,
-        size: info.size,
-        header: file.header,
-        index: file.index,
-    };
     Ok(Loaded {
-        meta: Arc::new(meta),
+        meta: Arc::new(FileMeta::new(id, info, path, file.header, &file.index)?),
         pages,
     })
 }
@@ -209,10 +215,14 @@ fn check(
             e.pgno, header.commit
         )));
     }
-    if let Some(e) = index
-        .iter()
-        .find(|e| e.offset + u64::from(e.size) > info.size)
-    {
+    // Whole-file decoding refuses the lock page; an index read alone must too.
+    if let Some(e) = index.iter().find(|e| e.pgno == header.lock_pgno()) {
+        return Err(Error::Inconsistent(format!(
+            "{path}: the index holds page {}, the lock page, which is never stored",
+            e.pgno
+        )));
+    }
+    if let Some(e) = index.iter().find(|e| e.end() > info.size) {
         return Err(Error::Inconsistent(format!(
             "{path}: page {} lies outside the object ({} bytes)",
             e.pgno, info.size

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use crate::error::{Error, Result};
 use crate::index::loc::PageLoc;
 use crate::index::meta::FileMeta;
+use crate::index::pagemap::PageMap;
 
 /// Pages committed by this process's writer that are not in the replica's files yet. Immutable:
 /// each local commit publishes a new one, sharing structure with the last (a persistent map, so a
@@ -30,18 +31,16 @@ pub struct Overlay {
 #[derive(Clone, Debug)]
 pub struct Version {
     txid: u64,
-    commit: u32,
     page_size: u32,
     timestamp_ms: i64,
-    pages: Arc<Vec<PageLoc>>,
-    files: Arc<Vec<Arc<FileMeta>>>,
+    map: PageMap,
     overlay: Option<Arc<Overlay>>,
     state_no: u32,
 }
 
 impl Version {
     /// Builds a version by applying `files` in order (a restore plan).
-    pub(crate) fn build(files: &[Arc<FileMeta>]) -> Result<Version> {
+    pub fn build(files: &[Arc<FileMeta>]) -> Result<Version> {
         let first = files
             .first()
             .ok_or_else(|| Error::Inconsistent("a version needs at least one file".into()))?;
@@ -52,25 +51,18 @@ impl Version {
     pub(crate) fn empty(page_size: u32) -> Version {
         Version {
             txid: 0,
-            commit: 0,
             page_size,
             timestamp_ms: 0,
-            pages: Arc::default(),
-            files: Arc::default(),
+            map: PageMap::default(),
             overlay: None,
             state_no: 0,
         }
     }
 
-    /// A new version: this one with `files` applied on top, in order.
-    pub(crate) fn apply(&self, files: &[Arc<FileMeta>]) -> Result<Version> {
-        let mut pages = Vec::clone(&self.pages);
-        let mut table = Vec::clone(&self.files);
-        let mut v = Version {
-            pages: Arc::default(),
-            files: Arc::default(),
-            ..self.clone()
-        };
+    /// A new version: this one with `files` applied on top, in order. Costs O(k log n) for k
+    /// pages in `files` and n in the database, and shares everything else with `self`.
+    pub fn apply(&self, files: &[Arc<FileMeta>]) -> Result<Version> {
+        let mut v = self.clone();
         for f in files {
             if f.header.page_size != v.page_size {
                 return Err(Error::Inconsistent(format!(
@@ -84,25 +76,10 @@ impl Version {
                     f.path, f.key.min_txid, v.txid
                 )));
             }
-            let file_no = u32::try_from(table.len())
-                .map_err(|_| Error::Inconsistent("too many LTX files in one version".into()))?;
-            table.push(f.clone());
-            // Pages above the new size are gone; a later file that regrows the database carries
-            // every page of the regrown range (Litestream writes all of them).
-            pages.resize(f.header.commit as usize, PageLoc::default());
-            for e in &f.index {
-                pages[e.pgno as usize - 1] = PageLoc {
-                    file: file_no,
-                    size: e.size,
-                    offset: e.offset,
-                };
-            }
-            v.commit = f.header.commit;
+            v.map.apply(f)?;
             v.txid = v.txid.max(f.key.max_txid);
             v.timestamp_ms = v.timestamp_ms.max(f.header.timestamp_ms);
         }
-        v.pages = Arc::new(pages);
-        v.files = Arc::new(table);
         v.state_no = v.txid as u32;
         Ok(v)
     }
@@ -133,7 +110,7 @@ impl Version {
         }
         match o.pages.get(&pgno) {
             Some((_, b)) => Some(Some(b)),
-            None if pgno > o.low || pgno > self.commit => Some(None),
+            None if pgno > o.low || pgno > self.map.commit() => Some(None),
             None => None,
         }
     }
@@ -145,7 +122,9 @@ impl Version {
 
     /// Database size in pages.
     pub fn commit(&self) -> u32 {
-        self.overlay.as_ref().map_or(self.commit, |o| o.commit)
+        self.overlay
+            .as_ref()
+            .map_or(self.map.commit(), |o| o.commit)
     }
 
     /// Page size in bytes.
@@ -168,14 +147,19 @@ impl Version {
         self.timestamp_ms
     }
 
-    /// The files this version reads from.
-    pub fn files(&self) -> &[Arc<FileMeta>] {
-        &self.files
+    /// The files this version reads from, in the order applied (a page's `file` numbers them).
+    pub fn files(&self) -> &imbl::Vector<Arc<FileMeta>> {
+        self.map.files()
+    }
+
+    /// Bytes the page map keeps alive: the page indexes of its files and the map of the pages
+    /// changed since its base. Not the overlay, nor cached pages.
+    pub fn resident_bytes(&self) -> usize {
+        self.map.resident_bytes()
     }
 
     pub(crate) fn raw_loc(&self, pgno: u32) -> Option<PageLoc> {
-        let loc = *self.pages.get(pgno.checked_sub(1)? as usize)?;
-        (loc.size != 0).then_some(loc)
+        self.map.loc(pgno).map(|(_, loc)| loc)
     }
 
     /// Where page `pgno` lies in the replica's files; `None` when it is absent there, or when
@@ -184,10 +168,6 @@ impl Version {
         if self.local_page(pgno).is_some() {
             return None;
         }
-        let loc = *self.pages.get(pgno.checked_sub(1)? as usize)?;
-        if loc.size == 0 {
-            return None;
-        }
-        Some((&self.files[loc.file as usize], loc))
+        self.map.loc(pgno)
     }
 }
