@@ -108,7 +108,7 @@ fn assert_bounded_retries(out: &str) {
         "no retry budget named: {out}"
     );
     let retries: u32 = out
-        .split("after ")
+        .split(", after ")
         .nth(1)
         .and_then(|r| r.split(' ').next())
         .and_then(|n| n.parse().ok())
