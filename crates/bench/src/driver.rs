@@ -14,6 +14,7 @@ use testkit::{RequestStats, S3Server};
 use crate::config::{unix_now, Config, SUITES};
 use crate::gen::{self, Dataset, DatasetId, BUCKET, REPLICA_PATH};
 use crate::report;
+use crate::scale::ScaleResults;
 use crate::spec::{RunSpec, RunnerOutput, Target, Workload, RESULT_MARKER};
 use crate::write::WriteResults;
 
@@ -85,6 +86,12 @@ pub struct Results {
     /// Whether [`Results::write`] comes from an earlier run (`BENCH_SUITES` without `write`).
     #[serde(default)]
     pub write_carried: bool,
+    /// The scale suite's figures (None: never run).
+    #[serde(default)]
+    pub scale: Option<ScaleResults>,
+    /// Whether [`Results::scale`] comes from an earlier run (`BENCH_SUITES` without `scale`).
+    #[serde(default)]
+    pub scale_carried: bool,
 }
 
 /// Runs the whole benchmark and writes the report.
@@ -99,6 +106,7 @@ pub fn main() -> Result<()> {
     for t in [Target::Ours, Target::Go] {
         let _ = std::fs::remove_file(logs.join(format!("{}.log", t.name())));
         let _ = std::fs::remove_file(logs.join(format!("{}-write.log", t.name())));
+        let _ = std::fs::remove_file(logs.join(format!("{}-scale.log", t.name())));
     }
     eprintln!(
         "bench: suites {}; sizes {:?} MB, {} runs; latency pass +{} ms on {:?} MB; write suite \
@@ -137,6 +145,8 @@ pub fn main() -> Result<()> {
         read_from: None,
         write: None,
         write_carried: false,
+        scale: None,
+        scale_carried: false,
     };
     if config.runs_suite("read") {
         run_read_suite(&config, &logs, &mut results)?;
@@ -174,9 +184,20 @@ pub fn main() -> Result<()> {
             results.code.clone(),
             report::utc_now(),
         )?);
-    } else if let Some(e) = earlier {
+    } else if let Some(e) = &earlier {
         results.write_carried = e.write.is_some();
-        results.write = e.write;
+        results.write = e.write.clone();
+    }
+    if config.runs_suite("scale") {
+        results.scale = Some(crate::scale::suite::run_suite(
+            &config,
+            &logs,
+            results.code.clone(),
+            report::utc_now(),
+        )?);
+    } else if let Some(e) = earlier {
+        results.scale_carried = e.scale.is_some();
+        results.scale = e.scale;
     }
 
     std::fs::write(&json_path, serde_json::to_string_pretty(&results)?)

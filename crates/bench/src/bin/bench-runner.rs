@@ -4,6 +4,7 @@
 //! ```text
 //! bench-runner '<RunSpec as JSON>'
 //! bench-runner --write '<WriteSpec as JSON>'
+//! bench-runner --scale '<ScaleSpec as JSON>'
 //! ```
 //!
 //! VFS targets read their replica from `LITESTREAM_REPLICA_URL` and the credentials from
@@ -24,6 +25,17 @@ use rusqlite::{Connection, OpenFlags};
 use testkit::RequestStats;
 
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some("--scale") {
+        serve(
+            2,
+            "usage: bench-runner --scale '<ScaleSpec JSON>'",
+            bench::scale::runner::run,
+            |out: &mut bench::scale::ScaleOutput, error| {
+                out.error = error;
+                out.vmhwm_kb = vmhwm_kb();
+            },
+        );
+    }
     if std::env::args().nth(1).as_deref() == Some("--write") {
         serve(
             2,

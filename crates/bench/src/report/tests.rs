@@ -33,6 +33,10 @@ fn config(dir: &Path) -> Config {
         write_load_secs: 5.0,
         write_samples: 3,
         write_timeout_secs: 60,
+        scale_pages: vec![1_000_000, 8_000_000, 26_000_000],
+        scale_follow_secs: 600.0,
+        scale_hydrate: vec![8_000_000],
+        scale_timeout_secs: 2400,
         bench_dir: dir.to_path_buf(),
         ours_so: PathBuf::from("/x/liblitestream_vfs.so"),
         go_so: PathBuf::from("/y/litestream-vfs.so"),
@@ -349,6 +353,8 @@ fn results(config: &Config) -> Results {
         read_from: None,
         write: None,
         write_carried: false,
+        scale: None,
+        scale_carried: false,
     };
     read_suite(&mut rng, &mut results);
     results.write = Some(write_suite(&mut rng));
