@@ -4,6 +4,7 @@
 //! * [`verdict`] and [`notes`]: the issue's read targets, and why one is not met;
 //! * [`markdown`]: the header and the read suite's sections;
 //! * [`write_suite`]: the write suite's part (issue #4): its cells, targets and section;
+//! * [`scale`]: the scale suite's part (issue #14): its tables and log-log chart;
 //! * [`chart`]: the ratios of both suites, drawn by `scripts/bench-chart.py`;
 //! * [`method`]: how the figures were made; [`format`]: numbers, as both suites write them.
 //!
@@ -16,6 +17,7 @@ mod format;
 mod markdown;
 mod method;
 mod notes;
+mod scale;
 mod verdict;
 mod write_suite;
 
@@ -44,7 +46,12 @@ pub fn write(results: &Results, config: &Config) -> Result<()> {
         &agg,
         format!("litestream VFS benchmark, {}", utc_now()),
     );
-    chart::draw(&chart, config)?;
+    if chart.has_groups() {
+        chart::draw(&chart, config)?;
+    }
+    if let Some(s) = &results.scale {
+        scale::draw(s, config)?;
+    }
 
     let total = unix_now() - config.t0_unix;
     let mut md = String::new();
@@ -58,6 +65,9 @@ pub fn write(results: &Results, config: &Config) -> Result<()> {
         let (section, met, judged) = write_suite::section(w);
         md.push_str(&section);
         write_met = (met, judged);
+    }
+    if let Some(s) = &results.scale {
+        md.push_str(&scale::section(s));
     }
     let mut all_same = true;
     for p in &results.passes {
@@ -76,6 +86,9 @@ pub fn write(results: &Results, config: &Config) -> Result<()> {
     md.push_str(method::METHOD);
     if results.write.is_some() {
         md.push_str(&method::write_suite());
+    }
+    if results.scale.is_some() {
+        md.push_str(&method::scale_suite());
     }
     md.push_str(method::KNOBS);
     let _ = writeln!(
@@ -96,10 +109,15 @@ pub fn write(results: &Results, config: &Config) -> Result<()> {
         }
     };
     eprintln!(
-        "bench: report in {} (read: {}; write: {}; took {})",
+        "bench: report in {} (read: {}; write: {}; scale: {}; took {})",
         config.out_md.display(),
         suite(has_read, tally(&all_verdicts[0])),
         suite(results.write.is_some(), write_met),
+        if results.scale.is_some() {
+            "see its section"
+        } else {
+            "not run"
+        },
         fmt_duration(total)
     );
     Ok(())
