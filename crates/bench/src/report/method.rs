@@ -143,10 +143,10 @@ of the row 7 from the end (the last leaves); then the primary starts and the pro
 Hydration: a fresh process with `LITESTREAM_HYDRATION_PATH` (and \
 `LITESTREAM_HYDRATION_ENABLED=true`), timed from before `load_extension` until \
 `litestream_hydration_progress` says 100 (for the Go VFS also until its file has the database's \
-size), and its `VmHWM`. Guards: before each run the driver estimates its memory from the bytes \
-per page and the growth over the follow measured at the next smaller size (before any: 55 B/page \
-× 2.4 for ours, 400 B/page × 1.2 for Go, the issue's figures) and skips the run, saying so, when \
-that and 2 GB would not fit in `MemAvailable`; a hydration is skipped when the database and 4 GB \
-would not fit on the disk.\n"
+size), and its `VmHWM`. Guards: before each run the driver estimates its memory from the RSS \
+after open at the smaller sizes measured (the marginal bytes per page of the two largest) times \
+its growth over the follow (before any: 55 B/page × 2.4 for ours, 400 B/page × 1.2 for Go, the \
+issue's figures) and skips the run, saying so, when that and 2 GB would not fit in \
+`MemAvailable`; a hydration is skipped when the database and 4 GB would not fit on the disk.\n"
     )
 }

@@ -146,9 +146,9 @@ fn ratio_cell(s: &ScaleResults, leaves: u64, row: &Row) -> String {
 
 /// `1M`, `8M`, `26M`, `10k`.
 fn size_label(leaves: u64) -> String {
-    if leaves >= 1_000_000 && leaves % 100_000 == 0 {
+    if leaves >= 1_000_000 && leaves.is_multiple_of(100_000) {
         format!("{}M", leaves as f64 / 1e6)
-    } else if leaves >= 1000 && leaves % 1000 == 0 {
+    } else if leaves >= 1000 && leaves.is_multiple_of(1000) {
         format!("{}k", leaves / 1000)
     } else {
         leaves.to_string()

@@ -58,7 +58,7 @@ fn follow(
     stmt: &mut rusqlite::Statement<'_>,
     out: &mut ScaleOutput,
 ) -> Result<()> {
-    let mut rng = Rng::new(0xf011_0e);
+    let mut rng = Rng::new(0x00f0_110e);
     let cpu0 = cpu_secs();
     let t0 = Instant::now();
     let length = Duration::from_secs_f64(spec.follow_secs);

@@ -107,31 +107,49 @@ fn guard(
     workload: ScaleWorkload,
     earlier: &[ScaleRecord],
 ) -> Option<String> {
-    let pages = u64::from(ds.meta.total_pages);
-    let measured = earlier
+    let pages = ds.meta.total_pages as f64;
+    // (pages, RSS after open in bytes, peak over the follow ÷ after open) of the smaller sizes.
+    let measured: Vec<(f64, f64, f64)> = earlier
         .iter()
         .filter(|r| {
             r.target == target && r.workload == ScaleWorkload::Follow && r.leaves < ds.meta.leaves
         })
         .filter_map(|r| r.output.as_ref().map(|o| (r.total_pages, o)))
         .filter(|(_, o)| o.rss_after_open_kb > 0)
-        .next_back();
-    // Issue #14 at 2 M pages: ours ~55 B/page after open and 2.4x that while following, Go
+        .map(|(p, o)| {
+            let rss = o.rss_after_open_kb as f64 * 1024.0;
+            let growth = (o.follow_rss_peak_kb as f64 * 1024.0 / rss).max(1.0);
+            (f64::from(p), rss, growth)
+        })
+        .collect();
+    // Extrapolated from the two largest smaller sizes (their marginal bytes per page, so that
+    // the fixed part of a small run does not count per page), from one in proportion, or from
+    // issue #14's figures at 2 M pages: ours ~55 B/page and 2.4x that while following, Go
     // ~400 B/page and flat.
-    let (bpp, growth) = match (measured, target) {
-        (Some((p, o)), _) => (
-            o.rss_after_open_kb as f64 * 1024.0 / f64::from(p),
-            (o.follow_rss_peak_kb as f64 / o.rss_after_open_kb as f64).max(1.0),
-        ),
-        (None, Target::Go) => (400.0, 1.2),
-        (None, _) => (55.0, 2.4),
+    let (need, how) = match (measured.len(), target) {
+        (n, _) if n >= 2 => {
+            let ((p1, r1, _), (p2, r2, g2)) = (measured[n - 2], measured[n - 1]);
+            let bpp = ((r2 - r1) / (p2 - p1)).max(1.0);
+            (
+                (r2 + bpp * (pages - p2)) * g2,
+                format!("{bpp:.0} B/page more than at {p2:.0} pages, × {g2:.1} over the follow"),
+            )
+        }
+        (1, _) => {
+            let (p, r, g) = measured[0];
+            (
+                r * pages / p * g,
+                format!("{:.0} B/page × {g:.1} over the follow", r / p),
+            )
+        }
+        (_, Target::Go) => (400.0 * 1.2 * pages, "400 B/page × 1.2".to_string()),
+        _ => (55.0 * 2.4 * pages, "55 B/page × 2.4".to_string()),
     };
-    let need = (bpp * growth * pages as f64) as u64;
+    let need = need as u64;
     let available = mem_available();
     if need + MEMORY_MARGIN > available {
         return Some(format!(
-            "needs about {:.1} GB ({bpp:.0} B/page × {growth:.1} over the follow) and {:.1} GB \
-             are available",
+            "needs about {:.1} GB ({how}) and {:.1} GB are available",
             need as f64 / 1e9,
             available.saturating_sub(MEMORY_MARGIN) as f64 / 1e9
         ));
