@@ -15,7 +15,7 @@ use crate::config::{unix_now, Config, SUITES};
 use crate::gen::{self, Dataset, DatasetId, BUCKET, REPLICA_PATH};
 use crate::report;
 use crate::scale::ScaleResults;
-use crate::spec::{RunSpec, RunnerOutput, Target, Workload, RESULT_MARKER};
+use crate::spec::{runner_result, RunSpec, RunnerOutput, RunnerResult, Target, Workload};
 use crate::write::WriteResults;
 
 /// One runner process.
@@ -509,24 +509,12 @@ fn spawn_runner(
     cmd.arg(serde_json::to_string(spec)?);
     let t = Instant::now();
     let out = run_bounded(&mut cmd, Duration::from_secs(timeout_secs))?;
-    let timed_out = out.timed_out.then_some(timeout_secs);
     let process_ms = t.elapsed().as_secs_f64() * 1000.0;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let output = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix(RESULT_MARKER))
-        .map(serde_json::from_str::<RunnerOutput>)
-        .transpose()
-        .context("parse the runner's result line")?;
-    let error = match (&output, timed_out) {
-        (_, Some(_)) => None,
-        (Some(out), None) => out.error.clone(),
-        (None, None) => Some(format!(
-            "no result line; stderr: {}",
-            stderr.trim().chars().take(2000).collect::<String>()
-        )),
-    };
+    let RunnerResult {
+        output,
+        timed_out_secs: timed_out,
+        error,
+    } = runner_result(&out, timeout_secs, |o: &RunnerOutput| o.error.clone())?;
     Ok(RunRecord {
         dataset: DatasetId {
             size_mb: 0,

@@ -400,7 +400,8 @@ pub(super) fn png_path(config: &Config) -> PathBuf {
 /// said and skipped.
 pub(super) fn draw(s: &ScaleResults, config: &Config) -> Result<()> {
     let pages: Vec<u32> = s.datasets.iter().map(|d| d.total_pages).collect();
-    let series = |row: &Row, scale: f64| -> Vec<Series> {
+    // Per VFS, the figure of `row` at each size, through `f(figure, pages)`.
+    let series = |row: &Row, f: &dyn Fn(f64, f64) -> f64| -> Vec<Series> {
         [Target::Ours, Target::Go]
             .iter()
             .map(|&t| Series {
@@ -408,7 +409,10 @@ pub(super) fn draw(s: &ScaleResults, config: &Config) -> Result<()> {
                 values: s
                     .datasets
                     .iter()
-                    .map(|d| figure(s, d.leaves, t, row).ok().map(|v| v * scale))
+                    .map(|d| {
+                        let v = figure(s, d.leaves, t, row).ok();
+                        v.map(|v| f(v, f64::from(d.total_pages)))
+                    })
                     .collect(),
             })
             .collect()
@@ -424,7 +428,10 @@ pub(super) fn draw(s: &ScaleResults, config: &Config) -> Result<()> {
                 Unit::Bytes => "MB",
             },
             key: r.short,
-            series: series(r, if r.unit == Unit::Bytes { 1e-6 } else { 1.0 }),
+            series: match r.unit {
+                Unit::Bytes => series(r, &|v, _| v / 1e6),
+                _ => series(r, &|v, _| v),
+            },
         })
         .collect();
     // Bytes per page after open, with the index target.
@@ -432,21 +439,7 @@ pub(super) fn draw(s: &ScaleResults, config: &Config) -> Result<()> {
         title: "bytes per page (RSS after open ÷ pages)",
         unit: "B/page",
         key: "bpp",
-        series: [Target::Ours, Target::Go]
-            .iter()
-            .map(|&t| Series {
-                target: t.label(),
-                values: s
-                    .datasets
-                    .iter()
-                    .map(|d| {
-                        figure(s, d.leaves, t, &ROWS[1])
-                            .ok()
-                            .map(|v| v / f64::from(d.total_pages))
-                    })
-                    .collect(),
-            })
-            .collect(),
+        series: series(&ROWS[1], &|v, pages| v / pages),
     };
     panels.insert(2, bpp);
     let chart = ChartData {

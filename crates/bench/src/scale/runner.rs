@@ -7,7 +7,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use super::pages::body_version;
 use super::{ScaleOutput, ScaleSpec, ScaleWorkload};
-use crate::spec::{Rng, Target, VFS_URI};
+use crate::spec::{Rng, VFS_URI};
 
 /// The first query and the follow's re-query: row 1, whose `body` names the last commit.
 const SQL_ROW: &str = "SELECT body FROM t WHERE id = ?1";
@@ -33,7 +33,7 @@ pub fn run(spec: &ScaleSpec, out: &mut ScaleOutput) -> Result<()> {
     match spec.workload {
         ScaleWorkload::Hydrate => {
             let path = spec.hydration_path.as_ref().context("no hydration path")?;
-            wait_hydrated(spec, &conn, path)?;
+            crate::spec::wait_hydrated(&conn, spec.target, path, spec.db_bytes, true)?;
             out.hydrate_ms = Some(t.elapsed().as_secs_f64() * 1000.0);
         }
         ScaleWorkload::Follow => {
@@ -84,29 +84,6 @@ fn follow(
 fn row_version(stmt: &mut rusqlite::Statement<'_>, id: u64) -> Result<u64> {
     let body: String = stmt.query_row([id as i64], |r| r.get(0))?;
     body_version(&body).with_context(|| format!("row {id}: unexpected body"))
-}
-
-/// Until the hydration file serves reads: ours reports 100 only then; the Go VFS reports 100
-/// just before it writes the last page, so for it also until the file has the database's size.
-fn wait_hydrated(spec: &ScaleSpec, conn: &Connection, path: &std::path::Path) -> Result<()> {
-    loop {
-        let pct: f64 = conn.query_row("PRAGMA litestream_hydration_progress", [], |r| {
-            Ok(match r.get_ref(0)? {
-                rusqlite::types::ValueRef::Integer(i) => i as f64,
-                rusqlite::types::ValueRef::Real(f) => f,
-                rusqlite::types::ValueRef::Text(t) => {
-                    String::from_utf8_lossy(t).trim().parse().unwrap_or(-1.0)
-                }
-                _ => -1.0,
-            })
-        })?;
-        let sized = spec.target == Target::Ours
-            || std::fs::metadata(path).map(|m| m.len()).unwrap_or(0) >= spec.db_bytes;
-        if pct >= 100.0 && sized {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// A `kB` line of `/proc/self/status` (`VmRSS:`, `VmHWM:`).

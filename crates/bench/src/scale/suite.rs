@@ -7,14 +7,14 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use testkit::golitestream::{run_bounded, sanitize_env, ReplicaTarget};
 
 use super::dataset::{self, ScaleDataset};
 use super::live::{Follow, Live, COMMITS_PER_SEC, RANDOM_ROWS};
 use super::{ScaleOutput, ScaleRecord, ScaleResults, ScaleSpec, ScaleWorkload};
 use crate::config::Config;
-use crate::spec::{Target, RESULT_MARKER};
+use crate::spec::{runner_result, RunnerResult, Target};
 
 /// Memory the machine keeps for everything else while a run goes on.
 const MEMORY_MARGIN: u64 = 2 << 30;
@@ -214,27 +214,11 @@ fn one_run(
         Some(f) => f.stop()?,
         None => 0,
     };
-    let out = out?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let output = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix(RESULT_MARKER))
-        .map(serde_json::from_str::<ScaleOutput>)
-        .transpose()
-        .context("parse the runner's result line")?;
-    let timed_out_secs = out.timed_out.then_some(timeout);
-    let error = match (&output, timed_out_secs) {
-        (_, Some(_)) => None,
-        (Some(o), None) => o.error.clone(),
-        (None, None) => Some(format!(
-            "no result line; stderr: {}",
-            String::from_utf8_lossy(&out.stderr)
-                .trim()
-                .chars()
-                .take(2000)
-                .collect::<String>()
-        )),
-    };
+    let RunnerResult {
+        output,
+        timed_out_secs,
+        error,
+    } = runner_result(&out?, timeout, |o: &ScaleOutput| o.error.clone())?;
     Ok(ScaleRecord {
         leaves: ds.meta.leaves,
         total_pages: ds.meta.total_pages,
