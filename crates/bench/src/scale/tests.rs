@@ -111,3 +111,20 @@ fn sizes_parse() {
     assert!(parse_sizes("X", "8G").is_err());
     assert!(parse_sizes("X", "1").is_err());
 }
+
+/// Past SQLite's lock page (1 GiB): the b-tree must skip it. Restores a 1.1 GB file, so it is
+/// not run by default: `cargo test --release -p bench --lib scale -- --ignored`.
+#[test]
+#[ignore]
+fn a_database_past_the_lock_page_restores_and_checks() {
+    let lock = u64::from(ltx::lock_pgno(super::pages::PAGE_SIZE as u32));
+    let dir = tempfile::tempdir().unwrap();
+    let ds = dataset::ensure(dir.path(), lock + 3000).unwrap();
+    assert!(u64::from(ds.layout.total_pages) > lock);
+    let conn = restored(&ds.replica, &dir.path().join("big.db"));
+    let n: i64 = conn
+        .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n as u64, lock + 3000);
+    assert_eq!(row_version(&conn, (lock + 2000) as i64), 0);
+}
