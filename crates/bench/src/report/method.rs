@@ -147,6 +147,9 @@ size), and its `VmHWM`. Guards: before each run the driver estimates its memory 
 after open at the smaller sizes measured (the marginal bytes per page of the two largest) times \
 its growth over the follow (before any: 55 B/page × 2.4 for ours, 400 B/page × 1.2 for Go, the \
 issue's figures) and skips the run, saying so, when that and 2 GB would not fit in \
-`MemAvailable`; a hydration is skipped when the database and 4 GB would not fit on the disk.\n"
+`MemAvailable`; a hydration is skipped when the database and 4 GB would not fit on the disk. \
+Knobs: `BENCH_SUITES=scale` (not in the default), `BENCH_SCALE_PAGES`, `BENCH_SCALE_FOLLOW_SECS`, \
+`BENCH_SCALE_HYDRATE`, `BENCH_SCALE_TIMEOUT`; run alone without an earlier `results.json`, the \
+suite puts this section into the report in place and keeps the others.\n"
     )
 }
