@@ -32,6 +32,7 @@ pub fn run_suite(config: &Config, logs: &Path, code: String, date: String) -> Re
         config.scale_follow_secs, config.scale_hydrate
     );
     let scratch = config.bench_dir.join("scale-run");
+    let partial = config.bench_dir.join("scale-partial.json");
     let mut results = ScaleResults {
         datasets: Vec::new(),
         follow_secs: config.scale_follow_secs,
@@ -68,6 +69,9 @@ pub fn run_suite(config: &Config, logs: &Path, code: String, date: String) -> Re
                 };
                 eprintln!("bench:   scale {}", describe(&record));
                 results.records.push(record);
+                // What is measured so far survives a run stopped before the report.
+                results.secs_taken = started.elapsed().as_secs_f64();
+                std::fs::write(&partial, serde_json::to_string_pretty(&results)?)?;
             }
         }
     }
