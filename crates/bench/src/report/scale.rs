@@ -179,6 +179,7 @@ pub(super) fn summary(s: &ScaleResults, carried: bool) -> String {
 /// The section.
 pub(super) fn section(s: &ScaleResults) -> String {
     let mut md = String::new();
+    let _ = writeln!(md, "{}", super::splice::BEGIN);
     let _ = writeln!(
         md,
         "## Scale: large databases following a live primary (issue #14)\n"

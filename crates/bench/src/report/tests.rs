@@ -546,5 +546,10 @@ fn scale_suite_with_the_others_carried_over() {
     check("scale", &results, &config);
     let scale_json = std::fs::read_to_string(dir.join("scale-chart.json")).expect("scale chart");
     assert!(scale_json.contains("bytes per page"), "{scale_json}");
+    // Between its markers, once each: a later scale-only run can replace it in place.
+    let md = std::fs::read_to_string(&config.out_md).expect("the report");
+    assert_eq!(md.matches(super::splice::BEGIN).count(), 1);
+    assert_eq!(md.matches(super::splice::END).count(), 1);
+    assert!(md.find(super::splice::BEGIN) < md.find(super::splice::END));
     let _ = std::fs::remove_dir_all(&dir);
 }
