@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# `make bench`: the read and write-mode benchmark (crates/bench). Builds the driver and the runner,
-# makes sure Python's matplotlib is there for the chart, then runs the driver, which generates or
-# reuses the datasets in .bench/, runs every workload of the suites in BENCH_SUITES (default: read
-# and write) on our VFS, the Go VFS and local SQLite, and writes docs/benchmarks.md and
-# docs/benchmarks.png. Knobs (environment): see docs/benchmarks.md.
+# `make bench`: the read, write-mode and scale benchmark (crates/bench). Builds the driver and the
+# runner, makes sure Python's matplotlib is there for the charts, then runs the driver, which
+# generates or reuses the datasets in .bench/, runs every workload of the suites in BENCH_SUITES
+# (default: read and write; `scale` on request) on our VFS, the Go VFS and local SQLite, and writes
+# docs/benchmarks.md, docs/benchmarks.png and (scale) docs/benchmarks-scale.png. Knobs
+# (environment): see docs/benchmarks.md.
 #   BENCH_TARGET_DIR  cargo target directory for the bench crate (default: $CARGO_TARGET_DIR or target/)
 #   BENCH_PYTHON      a Python 3 for the chart (default: python3)
 set -euo pipefail

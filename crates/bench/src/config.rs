@@ -28,7 +28,7 @@ pub struct Config {
     pub timeout_secs: u64,
     /// `BENCH_LATENCY_TIMEOUT`: the same in the latency pass (default 15).
     pub latency_timeout_secs: u64,
-    /// `BENCH_SUITES`: `read`, `write` or both (default `read,write`). A suite not run keeps
+    /// `BENCH_SUITES`: any of `read`, `write`, `scale` (default `read,write`). A suite not run keeps
     /// its figures from the last `results.json`, so that the report stays whole.
     #[serde(default = "all_suites")]
     pub suites: Vec<String>,
@@ -53,6 +53,21 @@ pub struct Config {
     /// `BENCH_WRITE_TIMEOUT`: seconds before a write runner is killed (default 60).
     #[serde(default)]
     pub write_timeout_secs: u64,
+    /// `BENCH_SCALE_PAGES`: rows (one leaf page each) of the scale suite's databases (default
+    /// `1M,8M,26M`).
+    #[serde(default)]
+    pub scale_pages: Vec<u64>,
+    /// `BENCH_SCALE_FOLLOW_SECS`: length of each follow of the live primary (default 600).
+    #[serde(default)]
+    pub scale_follow_secs: f64,
+    /// `BENCH_SCALE_HYDRATE`: the sizes among `BENCH_SCALE_PAGES` that are hydrated too
+    /// (default `8M`; empty: none).
+    #[serde(default)]
+    pub scale_hydrate: Vec<u64>,
+    /// `BENCH_SCALE_TIMEOUT`: seconds before a scale runner is killed (default: the follow
+    /// plus 1800).
+    #[serde(default)]
+    pub scale_timeout_secs: u64,
     /// `BENCH_DIR`: cache and scratch directory (default `<repo>/.bench`).
     pub bench_dir: PathBuf,
     /// `LITESTREAM_VFS_SO`: our extension (default `<repo>/target/release/liblitestream_vfs.so`).
@@ -79,7 +94,11 @@ fn all_suites() -> Vec<String> {
 }
 
 /// The suites `BENCH_SUITES` may name.
-pub const SUITES: [&str; 2] = ["read", "write"];
+pub const SUITES: [&str; 3] = ["read", "write", "scale"];
+
+/// The suites run when `BENCH_SUITES` is not set: the scale suite writes up to 100 GB of
+/// replicas and follows for 10 minutes per VFS and size, so it is asked for by name.
+pub const DEFAULT_SUITES: &str = "read,write";
 
 fn env_list(name: &str, default: &str) -> Result<Vec<u32>> {
     let v = std::env::var(name).unwrap_or_else(|_| default.to_string());
@@ -153,13 +172,13 @@ impl Config {
             if sizes.contains(&200) { "200" } else { "" },
         )?;
         let suites: Vec<String> = std::env::var("BENCH_SUITES")
-            .unwrap_or_else(|_| SUITES.join(","))
+            .unwrap_or_else(|_| DEFAULT_SUITES.to_string())
             .split(',')
             .map(|s| s.trim().to_ascii_lowercase())
             .filter(|s| !s.is_empty())
             .collect();
         if let Some(bad) = suites.iter().find(|s| !SUITES.contains(&s.as_str())) {
-            bail!("BENCH_SUITES: unknown suite {bad:?}; use read, write or read,write");
+            bail!("BENCH_SUITES: unknown suite {bad:?}; name any of read, write, scale");
         }
         if suites.is_empty() {
             bail!("BENCH_SUITES is empty");
@@ -168,7 +187,22 @@ impl Config {
             "BENCH_WRITE_SIZES",
             if sizes.contains(&200) { "200" } else { "" },
         )?;
+        let scale_follow_secs = env_num("BENCH_SCALE_FOLLOW_SECS", 600.0f64)?.max(1.0);
+        let scale_pages = crate::scale::parse_sizes(
+            "BENCH_SCALE_PAGES",
+            &std::env::var("BENCH_SCALE_PAGES").unwrap_or_else(|_| "1M,8M,26M".into()),
+        )?;
+        if suites.iter().any(|s| s == "scale") && scale_pages.is_empty() {
+            bail!("BENCH_SCALE_PAGES is empty");
+        }
         Ok(Config {
+            scale_hydrate: crate::scale::parse_sizes(
+                "BENCH_SCALE_HYDRATE",
+                &std::env::var("BENCH_SCALE_HYDRATE").unwrap_or_else(|_| "8M".into()),
+            )?,
+            scale_timeout_secs: env_num("BENCH_SCALE_TIMEOUT", scale_follow_secs as u64 + 1800)?,
+            scale_pages,
+            scale_follow_secs,
             suites,
             write_sizes,
             write_runs: env_num("BENCH_WRITE_RUNS", 3usize)?.max(1),

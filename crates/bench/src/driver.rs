@@ -14,7 +14,8 @@ use testkit::{RequestStats, S3Server};
 use crate::config::{unix_now, Config, SUITES};
 use crate::gen::{self, Dataset, DatasetId, BUCKET, REPLICA_PATH};
 use crate::report;
-use crate::spec::{RunSpec, RunnerOutput, Target, Workload, RESULT_MARKER};
+use crate::scale::ScaleResults;
+use crate::spec::{runner_result, RunSpec, RunnerOutput, RunnerResult, Target, Workload};
 use crate::write::WriteResults;
 
 /// One runner process.
@@ -85,6 +86,12 @@ pub struct Results {
     /// Whether [`Results::write`] comes from an earlier run (`BENCH_SUITES` without `write`).
     #[serde(default)]
     pub write_carried: bool,
+    /// The scale suite's figures (None: never run).
+    #[serde(default)]
+    pub scale: Option<ScaleResults>,
+    /// Whether [`Results::scale`] comes from an earlier run (`BENCH_SUITES` without `scale`).
+    #[serde(default)]
+    pub scale_carried: bool,
 }
 
 /// Runs the whole benchmark and writes the report.
@@ -99,6 +106,7 @@ pub fn main() -> Result<()> {
     for t in [Target::Ours, Target::Go] {
         let _ = std::fs::remove_file(logs.join(format!("{}.log", t.name())));
         let _ = std::fs::remove_file(logs.join(format!("{}-write.log", t.name())));
+        let _ = std::fs::remove_file(logs.join(format!("{}-scale.log", t.name())));
     }
     eprintln!(
         "bench: suites {}; sizes {:?} MB, {} runs; latency pass +{} ms on {:?} MB; write suite \
@@ -137,6 +145,8 @@ pub fn main() -> Result<()> {
         read_from: None,
         write: None,
         write_carried: false,
+        scale: None,
+        scale_carried: false,
     };
     if config.runs_suite("read") {
         run_read_suite(&config, &logs, &mut results)?;
@@ -174,9 +184,20 @@ pub fn main() -> Result<()> {
             results.code.clone(),
             report::utc_now(),
         )?);
-    } else if let Some(e) = earlier {
+    } else if let Some(e) = &earlier {
         results.write_carried = e.write.is_some();
-        results.write = e.write;
+        results.write = e.write.clone();
+    }
+    if config.runs_suite("scale") {
+        results.scale = Some(crate::scale::suite::run_suite(
+            &config,
+            &logs,
+            results.code.clone(),
+            report::utc_now(),
+        )?);
+    } else if let Some(e) = earlier {
+        results.scale_carried = e.scale.is_some();
+        results.scale = e.scale;
     }
 
     std::fs::write(&json_path, serde_json::to_string_pretty(&results)?)
@@ -488,24 +509,12 @@ fn spawn_runner(
     cmd.arg(serde_json::to_string(spec)?);
     let t = Instant::now();
     let out = run_bounded(&mut cmd, Duration::from_secs(timeout_secs))?;
-    let timed_out = out.timed_out.then_some(timeout_secs);
     let process_ms = t.elapsed().as_secs_f64() * 1000.0;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let output = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix(RESULT_MARKER))
-        .map(serde_json::from_str::<RunnerOutput>)
-        .transpose()
-        .context("parse the runner's result line")?;
-    let error = match (&output, timed_out) {
-        (_, Some(_)) => None,
-        (Some(out), None) => out.error.clone(),
-        (None, None) => Some(format!(
-            "no result line; stderr: {}",
-            stderr.trim().chars().take(2000).collect::<String>()
-        )),
-    };
+    let RunnerResult {
+        output,
+        timed_out_secs: timed_out,
+        error,
+    } = runner_result(&out, timeout_secs, |o: &RunnerOutput| o.error.clone())?;
     Ok(RunRecord {
         dataset: DatasetId {
             size_mb: 0,

@@ -8,7 +8,8 @@
 //! * [`driver`]: the S3 server, one runner process per run, the passes;
 //! * [`report`]: medians, the issue's targets, `docs/benchmarks.md` and the chart, for both
 //!   suites;
-//! * [`write`], [`write_runner`]: the write suite (issue #4) and its runner side.
+//! * [`write`], [`write_runner`]: the write suite (issue #4) and its runner side;
+//! * [`scale`]: the scale suite (issue #14), 1 M to 26 M pages following a live primary.
 //!
 //! Two binaries: `bench` (the driver) and `bench-runner` (one workload, one target, one
 //! process). `scripts/bench-run.sh` (what `make bench` calls) builds and runs them; the
@@ -18,6 +19,7 @@ pub mod config;
 pub mod driver;
 pub mod gen;
 pub mod report;
+pub mod scale;
 pub mod spec;
 pub mod write;
 pub mod write_runner;

@@ -323,6 +323,86 @@ pub struct RunnerOutput {
     pub error: Option<String>,
 }
 
+/// What a runner process left: its result line (parsed), the timeout if it was killed, and the
+/// failure to report (the runner's own error, or no result line at all, with its stderr).
+pub struct RunnerResult<O> {
+    /// The result line.
+    pub output: Option<O>,
+    /// Seconds after which it was killed.
+    pub timed_out_secs: Option<u64>,
+    /// The failure, if any (none for a killed runner: its timeout says it).
+    pub error: Option<String>,
+}
+
+/// Parses what a runner printed; `error_of` reads the error its output carries.
+pub fn runner_result<O: serde::de::DeserializeOwned>(
+    out: &testkit::golitestream::Output,
+    timeout_secs: u64,
+    error_of: impl Fn(&O) -> Option<String>,
+) -> anyhow::Result<RunnerResult<O>> {
+    use anyhow::Context;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let output = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(RESULT_MARKER))
+        .map(serde_json::from_str::<O>)
+        .transpose()
+        .context("parse the runner's result line")?;
+    let timed_out_secs = out.timed_out.then_some(timeout_secs);
+    let error = match (&output, timed_out_secs) {
+        (_, Some(_)) => None,
+        (Some(o), None) => error_of(o),
+        (None, None) => Some(format!(
+            "no result line; stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+                .trim()
+                .chars()
+                .take(2000)
+                .collect::<String>()
+        )),
+    };
+    Ok(RunnerResult {
+        output,
+        timed_out_secs,
+        error,
+    })
+}
+
+/// `PRAGMA litestream_hydration_progress` as a number (our VFS and the Go VFS both return it
+/// as text with one decimal).
+pub fn hydration_progress(conn: &rusqlite::Connection) -> rusqlite::Result<f64> {
+    conn.query_row("PRAGMA litestream_hydration_progress", [], |r| {
+        Ok(match r.get_ref(0)? {
+            ValueRef::Integer(i) => i as f64,
+            ValueRef::Real(f) => f,
+            ValueRef::Text(t) => String::from_utf8_lossy(t).trim().parse().unwrap_or(-1.0),
+            _ => -1.0,
+        })
+    })
+}
+
+/// Waits until the hydration file at `path` serves reads. Our VFS reports 100.0 only then. The
+/// Go VFS reports the progress of its restore (pages compacted ÷ pages), 100.0 just before it
+/// writes the last page, and marks itself complete after; so for it, also wait until the file
+/// has the database's size, `db_bytes`. `progress` false: do not wait on the progress at all.
+pub fn wait_hydrated(
+    conn: &rusqlite::Connection,
+    target: Target,
+    path: &std::path::Path,
+    db_bytes: u64,
+    progress: bool,
+) -> rusqlite::Result<()> {
+    loop {
+        let done = !progress || hydration_progress(conn)? >= 100.0;
+        let sized = target == Target::Ours
+            || std::fs::metadata(path).map(|m| m.len()).unwrap_or(0) >= db_bytes;
+        if done && sized {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
 /// Difference of two counter snapshots (the latency setting is taken from `after`).
 pub fn stats_delta(before: &RequestStats, after: &RequestStats) -> RequestStats {
     RequestStats {

@@ -20,7 +20,7 @@ use testkit::{RequestStats, S3Server};
 
 use crate::config::Config;
 use crate::gen::{Dataset, BUCKET, REPLICA_PATH};
-use crate::spec::{Target, RESULT_MARKER};
+use crate::spec::{runner_result, RunnerResult, Target};
 
 /// The upload interval of both VFS in every write run. It is their default; it is still set
 /// explicitly (`LITESTREAM_SYNC_INTERVAL`) so that the runs, the runner's sample spacing and the
@@ -435,23 +435,11 @@ fn one_run(
     let t = Instant::now();
     let out = run_bounded(&mut cmd, Duration::from_secs(timeout))?;
     let process_ms = t.elapsed().as_secs_f64() * 1000.0;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let output = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix(RESULT_MARKER))
-        .map(serde_json::from_str::<WriteOutput>)
-        .transpose()
-        .context("parse the runner's result line")?;
-    let timed_out_secs = out.timed_out.then_some(timeout);
-    let error = match (&output, timed_out_secs) {
-        (_, Some(_)) => None,
-        (Some(o), None) => o.error.clone(),
-        (None, None) => Some(format!(
-            "no result line; stderr: {}",
-            stderr.trim().chars().take(2000).collect::<String>()
-        )),
-    };
+    let RunnerResult {
+        output,
+        timed_out_secs,
+        error,
+    } = runner_result(&out, timeout, |o: &WriteOutput| o.error.clone())?;
     let mut record = WriteRecord {
         db,
         target,

@@ -4,6 +4,7 @@
 //! ```text
 //! bench-runner '<RunSpec as JSON>'
 //! bench-runner --write '<WriteSpec as JSON>'
+//! bench-runner --scale '<ScaleSpec as JSON>'
 //! ```
 //!
 //! VFS targets read their replica from `LITESTREAM_REPLICA_URL` and the credentials from
@@ -19,11 +20,21 @@ use bench::spec::{
     SQL_TAIL_DOCS, VFS_URI,
 };
 use bench::write::WriteOutput;
-use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 use testkit::RequestStats;
 
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some("--scale") {
+        serve(
+            2,
+            "usage: bench-runner --scale '<ScaleSpec JSON>'",
+            bench::scale::runner::run,
+            |out: &mut bench::scale::ScaleOutput, error| {
+                out.error = error;
+                out.vmhwm_kb = vmhwm_kb();
+            },
+        );
+    }
     if std::env::args().nth(1).as_deref() == Some("--write") {
         serve(
             2,
@@ -189,35 +200,16 @@ fn point_lookups(conn: &Connection, ids: &[i64]) -> Result<Answer> {
     Ok(answer)
 }
 
-/// `PRAGMA litestream_hydration_progress` as a number (our VFS and the Go VFS both return it
-/// as text with one decimal).
-fn hydration_progress(conn: &Connection) -> Result<f64> {
-    let v = conn.query_row("PRAGMA litestream_hydration_progress", [], |r| {
-        Ok(match r.get_ref(0)? {
-            ValueRef::Integer(i) => i as f64,
-            ValueRef::Real(f) => f,
-            ValueRef::Text(t) => String::from_utf8_lossy(t).trim().parse().unwrap_or(-1.0),
-            _ => -1.0,
-        })
-    })?;
-    Ok(v)
-}
-
-/// Waits until the hydration file serves reads. Our VFS reports 100.0 only then. The Go VFS
-/// reports the progress of its restore (pages compacted ÷ pages), 100.0 just before it writes
-/// the last page, and marks itself complete after; so for it, also wait until the file has
-/// the database's size. `progress` false: do not wait on the progress at all.
+/// Waits until the hydration file serves reads ([`bench::spec::wait_hydrated`]).
 fn wait_hydrated(spec: &RunSpec, conn: &Connection, progress: bool) -> Result<()> {
     let path = spec.hydration_path.as_ref().context("no hydration path")?;
-    loop {
-        let done = !progress || hydration_progress(conn)? >= 100.0;
-        let sized = spec.target == Target::Ours
-            || std::fs::metadata(path).map(|m| m.len()).unwrap_or(0) >= spec.db_bytes;
-        if done && sized {
-            return Ok(());
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    Ok(bench::spec::wait_hydrated(
+        conn,
+        spec.target,
+        path,
+        spec.db_bytes,
+        progress,
+    )?)
 }
 
 /// Runs a statement that may or may not return rows (the PRAGMA setters), ignoring them.

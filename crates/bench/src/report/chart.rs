@@ -109,6 +109,13 @@ pub(super) fn data(results: &Results, agg: &Agg, title: String) -> ChartData {
     chart
 }
 
+impl ChartData {
+    /// Whether there is anything to draw (no read or write figures: the chart is left as is).
+    pub(super) fn has_groups(&self) -> bool {
+        !self.groups.is_empty()
+    }
+}
+
 /// Writes the chart's data to `chart.json` and draws it; a chart that cannot be drawn is said
 /// and skipped (the report goes on without it).
 pub(super) fn draw(chart: &ChartData, config: &Config) -> Result<()> {

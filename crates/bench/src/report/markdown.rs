@@ -70,6 +70,18 @@ pub(super) fn header(md: &mut String, results: &Results, config: &Config, total_
             let _ = writeln!(md, "- **Write suite:** not run yet (`BENCH_SUITES=write`)");
         }
     }
+    match &results.scale {
+        Some(s) => {
+            let _ = writeln!(
+                md,
+                "- **Scale suite:** {}",
+                super::scale::summary(s, results.scale_carried)
+            );
+        }
+        None => {
+            let _ = writeln!(md, "- **Scale suite:** not run yet (`BENCH_SUITES=scale`)");
+        }
+    }
     took(md, results, total_secs);
     extensions_line(md, results, config);
 }
@@ -93,7 +105,8 @@ fn read_settings(config: &Config) -> String {
 
 /// How long the whole command took, and each read pass.
 fn took(md: &mut String, results: &Results, total_secs: f64) {
-    let write_processes = results.write.as_ref().map_or(0, |w| w.records.len());
+    let write_processes = results.write.as_ref().map_or(0, |w| w.records.len())
+        + results.scale.as_ref().map_or(0, |s| s.records.len());
     let _ = writeln!(
         md,
         "- **Took:** {} in all (build, datasets, {} processes, report){}",

@@ -1,5 +1,7 @@
 //! The fixed prose of the report: how the figures were made, and the settings.
 
+use crate::scale::live::{COMMITS_PER_SEC, RANDOM_ROWS};
+use crate::scale::pages::{BODY_LEN, FANOUT};
 use crate::write::{BATCH_ROWS, SQL_INSERT, VISIBLE_TIMEOUT_INTERVALS};
 
 pub(super) const METHOD: &str = "## Method
@@ -72,7 +74,10 @@ Environment knobs: `BENCH_SIZES` (MB, e.g. `10,200,1000`), `BENCH_VACUUMED_SIZES
 `BENCH_LATENCY_SIZES`, `BENCH_LATENCY_RUNS`, `BENCH_LATENCY_GO_RUNS`, `BENCH_TIMEOUT`, \
 `BENCH_LATENCY_TIMEOUT`, `BENCH_DIR`; for the write suite `BENCH_WRITE_SIZES` (default `200` when \
 200 is among the sizes), `BENCH_WRITE_RUNS`, `BENCH_WRITE_SECS`, `BENCH_WRITE_LOAD_SECS`, \
-`BENCH_WRITE_SAMPLES`, `BENCH_WRITE_TIMEOUT`; `BENCH_SUITES` (`read`, `write`, default both: a \
+`BENCH_WRITE_SAMPLES`, `BENCH_WRITE_TIMEOUT`; for the scale suite `BENCH_SCALE_PAGES` (rows, \
+one leaf page each, default `1M,8M,26M`), `BENCH_SCALE_FOLLOW_SECS` (default 600), \
+`BENCH_SCALE_HYDRATE` (sizes also hydrated, default `8M`), `BENCH_SCALE_TIMEOUT` (default the \
+follow + 1800 s); `BENCH_SUITES` (any of `read`, `write`, `scale`; default `read,write`: a \
 suite left out keeps its figures from the last run); `BENCH_REPORT_ONLY=1 make bench` rewrites \
 this report from the last run's results.
 ";
@@ -112,5 +117,39 @@ single-row and batched run on a replica, `litestream restore` rebuilds the datab
 store, checks its integrity and compares its `items` rows with those before the run plus those \
 the run committed (and with what the writer's connection counted at the end); a run that failed \
 is checked too, for what it committed before failing.\n"
+    )
+}
+
+/// The scale suite's bullets of the method.
+pub(super) fn scale_suite() -> String {
+    format!(
+        "- **Scale** (issue #14, `crates/bench/src/scale/`): the database, `t(id INTEGER PRIMARY \
+KEY, body TEXT)` with one {BODY_LEN}-byte row per 4 KiB leaf and interior pages of {FANOUT} \
+children up to the root, is computed page by page and streamed into an LTX snapshot (TXID 1, \
+size-prefixed LZ4 blocks, no database checksum, as Litestream 0.5 writes) in a `file://` replica \
+(`ltx/9/…`), never existing as a database file; SQLite's lock page at 1 GiB is skipped. A test \
+(`cargo test -p bench --lib scale`) restores a 10 000-row replica, with live commits, with the \
+Go `litestream restore` and runs `PRAGMA integrity_check`. Replicas are cached in `.bench/`. The \
+live primary is the generator itself, appending level-0 files (`ltx/0/…`, TXIDs without a gap) \
+on a fixed schedule of {COMMITS_PER_SEC} commits a second, each changing page 1 (its change \
+counter), row 1 (whose body names the commit) and {RANDOM_ROWS} random rows: a small real \
+database replicated beside it would not exercise the large one's page map, which is what the \
+suite measures. Each run starts from the snapshot alone (level 0 emptied), so both VFS see the \
+same replica. One fresh process per VFS and size, default cache and poll settings: load + open \
++ the first query (row 1) timed from before `load_extension`; `VmRSS` then; one cold point read \
+of the row 7 from the end (the last leaves); then the primary starts and the process follows for \
+`BENCH_SCALE_FOLLOW_SECS`, reading row 1 and a random row every 100 ms, sampling `VmRSS` every \
+100 ms (peak, end) and its own CPU time (`/proc/self/stat` utime + stime) over the follow. \
+Hydration: a fresh process with `LITESTREAM_HYDRATION_PATH` (and \
+`LITESTREAM_HYDRATION_ENABLED=true`), timed from before `load_extension` until \
+`litestream_hydration_progress` says 100 (for the Go VFS also until its file has the database's \
+size), and its `VmHWM`. Guards: before each run the driver estimates its memory from the RSS \
+after open at the smaller sizes measured (the marginal bytes per page of the two largest) times \
+its growth over the follow (before any: 55 B/page × 2.4 for ours, 400 B/page × 1.2 for Go, the \
+issue's figures) and skips the run, saying so, when that and 2 GB would not fit in \
+`MemAvailable`; a hydration is skipped when the database and 4 GB would not fit on the disk. \
+Knobs: `BENCH_SUITES=scale` (not in the default), `BENCH_SCALE_PAGES`, `BENCH_SCALE_FOLLOW_SECS`, \
+`BENCH_SCALE_HYDRATE`, `BENCH_SCALE_TIMEOUT`; run alone without an earlier `results.json`, the \
+suite puts this section into the report in place and keeps the others.\n"
     )
 }

@@ -4,6 +4,7 @@
 //! * [`verdict`] and [`notes`]: the issue's read targets, and why one is not met;
 //! * [`markdown`]: the header and the read suite's sections;
 //! * [`write_suite`]: the write suite's part (issue #4): its cells, targets and section;
+//! * [`scale`]: the scale suite's part (issue #14): its tables and log-log chart;
 //! * [`chart`]: the ratios of both suites, drawn by `scripts/bench-chart.py`;
 //! * [`method`]: how the figures were made; [`format`]: numbers, as both suites write them.
 //!
@@ -16,6 +17,8 @@ mod format;
 mod markdown;
 mod method;
 mod notes;
+mod scale;
+mod splice;
 mod verdict;
 mod write_suite;
 
@@ -44,9 +47,25 @@ pub fn write(results: &Results, config: &Config) -> Result<()> {
         &agg,
         format!("litestream VFS benchmark, {}", utc_now()),
     );
-    chart::draw(&chart, config)?;
+    if chart.has_groups() {
+        chart::draw(&chart, config)?;
+    }
+    if let Some(s) = &results.scale {
+        scale::draw(s, config)?;
+    }
 
     let total = unix_now() - config.t0_unix;
+    if let Some(doc) = spliced(results, config) {
+        std::fs::write(&config.out_md, doc)
+            .with_context(|| format!("write {}", config.out_md.display()))?;
+        eprintln!(
+            "bench: scale section put into {} (its read and write sections kept: no earlier \
+             results.json to carry them from; took {})",
+            config.out_md.display(),
+            fmt_duration(total)
+        );
+        return Ok(());
+    }
     let mut md = String::new();
     markdown::header(&mut md, results, config, total);
     if has_read {
@@ -58,6 +77,9 @@ pub fn write(results: &Results, config: &Config) -> Result<()> {
         let (section, met, judged) = write_suite::section(w);
         md.push_str(&section);
         write_met = (met, judged);
+    }
+    if let Some(s) = &results.scale {
+        md.push_str(&scale::section(s));
     }
     let mut all_same = true;
     for p in &results.passes {
@@ -96,13 +118,30 @@ pub fn write(results: &Results, config: &Config) -> Result<()> {
         }
     };
     eprintln!(
-        "bench: report in {} (read: {}; write: {}; took {})",
+        "bench: report in {} (read: {}; write: {}; scale: {}; took {})",
         config.out_md.display(),
         suite(has_read, tally(&all_verdicts[0])),
         suite(results.write.is_some(), write_met),
+        if results.scale.is_some() {
+            "see its section"
+        } else {
+            "not run"
+        },
         fmt_duration(total)
     );
     Ok(())
+}
+
+/// The existing report with this run's scale section, when only the scale suite has figures
+/// and the report in place has others ([`splice`]).
+fn spliced(results: &Results, config: &Config) -> Option<String> {
+    let s = results.scale.as_ref()?;
+    if !results.passes.is_empty() || results.write.is_some() {
+        return None;
+    }
+    let existing = std::fs::read_to_string(&config.out_md).ok()?;
+    let line = scale::summary(s, results.scale_carried);
+    splice::splice(&existing, &scale::section(s), &line)
 }
 
 fn machine() -> String {

@@ -12,6 +12,8 @@ use testkit::RequestStats;
 use crate::config::{unix_now, Config};
 use crate::driver::{PassInfo, Results, RunRecord};
 use crate::gen::{BtreeLayout, DatasetId, Meta};
+use crate::scale::dataset::ScaleMeta;
+use crate::scale::{ScaleOutput, ScaleRecord, ScaleResults, ScaleWorkload};
 use crate::spec::{DataParams, Measure, Metric, Rng, RunnerOutput, Target, Workload};
 use crate::write::{WriteDb, WriteOutput, WriteRecord, WriteResults, WriteWorkload};
 
@@ -33,6 +35,10 @@ fn config(dir: &Path) -> Config {
         write_load_secs: 5.0,
         write_samples: 3,
         write_timeout_secs: 60,
+        scale_pages: vec![1_000_000, 8_000_000, 26_000_000],
+        scale_follow_secs: 600.0,
+        scale_hydrate: vec![8_000_000],
+        scale_timeout_secs: 2400,
         bench_dir: dir.to_path_buf(),
         ours_so: PathBuf::from("/x/liblitestream_vfs.so"),
         go_so: PathBuf::from("/y/litestream-vfs.so"),
@@ -349,6 +355,8 @@ fn results(config: &Config) -> Results {
         read_from: None,
         write: None,
         write_carried: false,
+        scale: None,
+        scale_carried: false,
     };
     read_suite(&mut rng, &mut results);
     results.write = Some(write_suite(&mut rng));
@@ -436,5 +444,112 @@ fn write_suite_carried_over_no_read_suite() {
     results.layouts.clear();
     results.write_carried = true;
     check("write", &results, &config);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The scale suite at 1 M, 8 M and 26 M rows: ours grows little, Go about linearly; Go's
+/// 26 M run skipped for memory, Go's hydration failed.
+fn scale_suite(rng: &mut Rng) -> ScaleResults {
+    let sizes = [1_000_000u64, 8_000_000, 26_000_000];
+    let datasets: Vec<ScaleMeta> = sizes
+        .iter()
+        .map(|&leaves| ScaleMeta {
+            version: 1,
+            leaves,
+            total_pages: (leaves + leaves / 359 + 2) as u32,
+            db_bytes: (leaves + leaves / 359 + 2) * 4096,
+            ltx_bytes: leaves * 41,
+            gen_secs: leaves as f64 / 200_000.0,
+        })
+        .collect();
+    let mut records = Vec::new();
+    for d in &datasets {
+        let pages = u64::from(d.total_pages);
+        for target in [Target::Ours, Target::Go] {
+            let (bpp, open_ms) = match target {
+                Target::Go => (400, pages as f64 / 500.0),
+                _ => (6, 100.0 + rng.below(20) as f64),
+            };
+            let rss = 20_000 + pages * bpp / 1024;
+            let follow = ScaleOutput {
+                open_ms,
+                rss_after_open_kb: rss,
+                deep_read_ms: Some(rng.range(5, 50) as f64 / 10.0),
+                follow_secs: 600.0,
+                follow_cpu_secs: rng.range(50, 300) as f64 / 100.0,
+                follow_rss_peak_kb: rss + rng.below(5000),
+                follow_rss_end_kb: rss + 100,
+                follow_queries: 12_000,
+                last_commit_seen: 5_990,
+                vmhwm_kb: rss + 5000,
+                ..ScaleOutput::default()
+            };
+            let skipped = (target == Target::Go && d.leaves == 26_000_000)
+                .then(|| "needs about 12.6 GB and 10.2 GB are available".to_string());
+            records.push(ScaleRecord {
+                leaves: d.leaves,
+                total_pages: d.total_pages,
+                target,
+                workload: ScaleWorkload::Follow,
+                output: skipped.is_none().then_some(follow),
+                skipped,
+                timed_out_secs: None,
+                commits_written: 6_000,
+                process_secs: 700.0,
+                error: None,
+            });
+            if d.leaves == 8_000_000 {
+                let failed = target == Target::Go;
+                records.push(ScaleRecord {
+                    leaves: d.leaves,
+                    total_pages: d.total_pages,
+                    target,
+                    workload: ScaleWorkload::Hydrate,
+                    output: Some(ScaleOutput {
+                        open_ms,
+                        rss_after_open_kb: rss,
+                        hydrate_ms: (!failed).then_some(95_000.0),
+                        vmhwm_kb: rss + 9000,
+                        error: failed.then(|| "disk I/O error".to_string()),
+                        ..ScaleOutput::default()
+                    }),
+                    skipped: None,
+                    timed_out_secs: None,
+                    commits_written: 0,
+                    process_secs: 100.0,
+                    error: failed.then(|| "disk I/O error".to_string()),
+                });
+            }
+        }
+    }
+    ScaleResults {
+        datasets,
+        follow_secs: 600.0,
+        commits_per_sec: 10,
+        pages_per_commit: 4,
+        hydrate_leaves: vec![8_000_000],
+        date: "2025-01-03 12:00 UTC".into(),
+        code: "commit 7654321".into(),
+        secs_taken: 4321.0,
+        records,
+    }
+}
+
+#[test]
+fn scale_suite_with_the_others_carried_over() {
+    let dir = scratch("scale");
+    let config = config(&dir);
+    let mut results = results(&config);
+    results.read_from = Some("the run of 2025-01-01 09:00 UTC (commit 7654321)".into());
+    results.write_carried = true;
+    results.scale = Some(scale_suite(&mut Rng::new(14)));
+    check("scale", &results, &config);
+    let scale_json = std::fs::read_to_string(dir.join("scale-chart.json")).expect("scale chart");
+    assert!(scale_json.contains("bytes per page"), "{scale_json}");
+    // Between its markers, once each: a later scale-only run can replace it in place.
+    let md = std::fs::read_to_string(&config.out_md).expect("the report");
+    assert_eq!(md.matches(super::splice::BEGIN).count(), 1);
+    assert_eq!(md.matches(super::splice::END).count(), 1);
+    assert!(md.find(super::splice::BEGIN) < md.find(super::splice::END));
     let _ = std::fs::remove_dir_all(&dir);
 }
