@@ -14,6 +14,11 @@
 //!
 //! A record whose bytes end early or whose CRC fails is a commit that never returned: recovery
 //! drops it and everything after it. The file is locked (`flock`) while a writer uses it.
+//!
+//! After the last record the file holds zeros, written ahead of need (`SPARE_MIN`..`SPARE_MAX`
+//! at a time): a commit then overwrites blocks that exist, the file size does not change, and
+//! its `fdatasync` flushes data only, with no metadata. A zero byte is no record kind, so the
+//! zeros end the log as the end of the file would.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::Write;
@@ -28,6 +33,12 @@ use crate::error::{Error, Result};
 const MAGIC: &[u8; 8] = b"LSWBUF01";
 const KIND_COMMIT: u8 = 1;
 const KIND_INTENT: u8 = 2;
+/// Zeros kept ahead of the last record: at least this much, else it is extended...
+const SPARE_LOW: u64 = 64 << 10;
+/// ...by an eighth of the log, within these bounds.
+const SPARE_MIN: u64 = 1 << 20;
+const SPARE_MAX: u64 = 16 << 20;
+const ZEROS: [u8; 64 << 10] = [0; 64 << 10];
 
 /// One committed transaction.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,6 +82,8 @@ pub(crate) struct Buffer {
     file: File,
     path: PathBuf,
     end: u64,
+    /// The file's length: records up to `end`, zeros after.
+    len: u64,
     /// The replica state the records build on.
     pub base_txid: u64,
     /// The replica the records belong to.
@@ -159,6 +172,7 @@ impl Buffer {
             file,
             path: path.to_path_buf(),
             end: 0,
+            len,
             base_txid: 0,
             url: url.to_string(),
         };
@@ -185,12 +199,13 @@ impl Buffer {
             pos = next;
         }
         buf.end = pos as u64;
-        if buf.end < len {
+        if bytes[pos..].iter().any(|b| *b != 0) {
             tracing::warn!(path = %path.display(), dropped = len - buf.end, "write buffer: dropping the incomplete record at its end (a commit that never returned)");
             buf.file
                 .set_len(buf.end)
                 .and_then(|()| buf.file.sync_data())
                 .map_err(|e| err(path, format!("cannot truncate its torn tail: {e}")))?;
+            buf.len = buf.end;
         }
         Ok((buf, records))
     }
@@ -212,23 +227,31 @@ impl Buffer {
         header_bytes(self.base_txid, &self.url).len() as u64
     }
 
-    /// Appends `rec`; with `sync`, returns only once it is on disk. Returns where it ends. On
-    /// failure the file is cut back, so a failed append leaves no torn record behind.
+    /// Appends `rec`; with `sync`, returns only once it is on disk (one `fdatasync`). Returns
+    /// where it ends. On failure the file is cut back, so a failed append leaves no torn record
+    /// behind.
     pub(crate) fn append(&mut self, rec: &Record, sync: bool) -> Result<u64> {
         let bytes = encode_record(rec);
         let at = self.end;
-        let r = self.file.write_all_at(&bytes, at).and_then(|()| {
-            if sync {
-                self.file.sync_data()
-            } else {
-                Ok(())
-            }
-        });
+        let end = at + bytes.len() as u64;
+        let r = self
+            .file
+            .write_all_at(&bytes, at)
+            .and_then(|()| keep_spare(&self.file, self.len, end))
+            .and_then(|len| {
+                self.len = len;
+                if sync {
+                    self.file.sync_data()
+                } else {
+                    Ok(())
+                }
+            });
         if let Err(e) = r {
             let _ = self.file.set_len(at);
+            self.len = at;
             return Err(err(&self.path, format!("cannot append: {e}")));
         }
-        self.end = at + bytes.len() as u64;
+        self.end = end;
         Ok(self.end)
     }
 
@@ -257,11 +280,14 @@ impl Buffer {
                 .open(&tmp)?;
             f.write_all(&header)?;
             f.write_all(records)?;
-            f.sync_all()?;
             Ok(f)
         };
         let f =
             write().map_err(|e| err(&self.path, format!("cannot write {}: {e}", tmp.display())))?;
+        let end = (header.len() + records.len()) as u64;
+        let len = keep_spare(&f, end, end)
+            .and_then(|len| f.sync_all().map(|()| len))
+            .map_err(|e| err(&self.path, format!("cannot write {}: {e}", tmp.display())))?;
         // Locked before it takes the name, so no other process can take it in between.
         lock(&f, &self.path)?;
         std::fs::rename(&tmp, &self.path)
@@ -269,7 +295,8 @@ impl Buffer {
         sync_dir(&self.path)?;
         self.file = f;
         self.base_txid = base_txid;
-        self.end = (header.len() + records.len()) as u64;
+        self.end = end;
+        self.len = len;
         Ok(())
     }
 
@@ -283,6 +310,23 @@ impl Buffer {
         sync_dir(&aside)?;
         Ok(aside)
     }
+}
+
+/// Writes zeros after `end` in a file `len` long when fewer than `SPARE_LOW` bytes of them are
+/// left, so that the next commits change no file size; returns the new length. The sync that
+/// follows covers them.
+fn keep_spare(file: &File, len: u64, end: u64) -> std::io::Result<u64> {
+    let mut len = len.max(end);
+    if len - end >= SPARE_LOW {
+        return Ok(len);
+    }
+    let target = end + (end / 8).clamp(SPARE_MIN, SPARE_MAX);
+    while len < target {
+        let n = (target - len).min(ZEROS.len() as u64) as usize;
+        file.write_all_at(&ZEROS[..n], len)?;
+        len += n as u64;
+    }
+    Ok(len)
 }
 
 fn parse_header(bytes: &[u8]) -> Option<(u64, String, usize)> {
@@ -404,12 +448,11 @@ mod tests {
             checksum: 77,
         });
         let e2 = b.append(&intent, true).unwrap();
-        b.append(&commit(2, &[3]), true).unwrap();
+        let e3 = b.append(&commit(2, &[3]), true).unwrap();
         drop(b);
         // Tear the last record: its last byte never reached the disk.
-        let len = std::fs::metadata(&path).unwrap().len();
         let f = OpenOptions::new().write(true).open(&path).unwrap();
-        f.set_len(len - 1).unwrap();
+        f.set_len(e3 - 1).unwrap();
         drop(f);
         let (b, recs) = Buffer::open(&path, "s3://x/y", 0).unwrap();
         let ends: Vec<u64> = recs.iter().map(|(r, _)| r.end).collect();
@@ -419,6 +462,26 @@ mod tests {
         assert_eq!(recs[1].1, intent);
         assert_eq!(std::fs::metadata(&path).unwrap().len(), e2);
         assert_eq!(b.url, "s3://x/y");
+    }
+
+    #[test]
+    fn commits_overwrite_zeros_written_ahead_and_do_not_grow_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.buf");
+        let (mut b, _) = Buffer::open(&path, "u", 0).unwrap();
+        let len = std::fs::metadata(&path).unwrap().len();
+        assert!(len >= SPARE_MIN, "zeros written ahead at creation: {len}");
+        let mut ends = Vec::new();
+        for seq in 1..=100 {
+            ends.push(b.append(&commit(seq, &[1]), true).unwrap());
+        }
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), len);
+        drop(b);
+        let (b, recs) = Buffer::open(&path, "u", 0).unwrap();
+        let got: Vec<u64> = recs.iter().map(|(r, _)| r.end).collect();
+        assert_eq!(got, ends, "the zeros after the log are no record");
+        assert_eq!(b.end(), *ends.last().unwrap());
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), len, "nothing cut");
     }
 
     #[test]
