@@ -34,8 +34,8 @@ pub const UPLOAD_FAILURE_BOUND: Duration = Duration::from_secs(30);
 /// writer's level-0 file could otherwise be compacted and deleted by retention (5 min by
 /// default) before our conditional create of the same TXID would collide with it.
 const VERIFY_AFTER: Duration = Duration::from_secs(60);
-/// Uploads up to this size put their decoded pages into the page cache.
-const KEEP_UPLOADED_PAGES_MAX: usize = 8 << 20;
+/// Uploads of up to this many bytes of pages (decoded) put them into the page cache.
+const KEEP_UPLOADED_PAGES_MAX: u64 = 8 << 20;
 /// Write-mode states are numbered from here, apart from the TXIDs that number the states
 /// read from the replica (time travel), so SQLite never mistakes one for the other.
 const STATE_NO_BASE: u32 = 0x8000_0000;
@@ -426,7 +426,8 @@ impl Writer {
         };
         // The pages of a small upload go into the cache (the next reads want them); those of a
         // large one would all be decoded into memory at once, so it is read back on demand.
-        let keep_pages = done.1.len() <= KEEP_UPLOADED_PAGES_MAX;
+        let decoded = overlay.pages.len() as u64 * u64::from(base.page_size());
+        let keep_pages = decoded <= KEEP_UPLOADED_PAGES_MAX;
         let loaded = meta::from_bytes(
             &done.1,
             &info,
