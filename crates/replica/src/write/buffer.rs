@@ -37,9 +37,9 @@ use crate::error::{Error, Result};
 const MAGIC: &[u8; 8] = b"LSWBUF01";
 const KIND_COMMIT: u8 = 1;
 const KIND_INTENT: u8 = 2;
-/// Zeros kept ahead of the last record: at least this much, else it is extended...
+/// Zeros kept ahead of the last record: at least `SPARE_LOW`, else extended by an eighth of
+/// the log, within `SPARE_MIN..=SPARE_MAX`.
 const SPARE_LOW: u64 = 64 << 10;
-/// ...by an eighth of the log, within these bounds.
 const SPARE_MIN: u64 = 1 << 20;
 const SPARE_MAX: u64 = 16 << 20;
 const ZEROS: [u8; 64 << 10] = [0; 64 << 10];
@@ -424,9 +424,8 @@ impl Buffer {
     }
 }
 
-/// Writes zeros after `end` in a file `len` long when fewer than `SPARE_LOW` bytes of them are
-/// left, so that the next commits change no file size; returns the new length. The sync that
-/// follows covers them.
+/// Writes zeros after `end` in a file `len` long when fewer than `SPARE_LOW` are left, so that
+/// the next commits change no file size; returns the new length (the next sync covers them).
 fn keep_spare(file: &File, len: u64, end: u64) -> std::io::Result<u64> {
     let mut len = len.max(end);
     if len - end >= SPARE_LOW {
@@ -570,7 +569,6 @@ impl<'a> ChunkWriter<'a> {
         }
     }
 
-    /// Where the next byte goes in the file.
     fn pos(&self) -> u64 {
         self.at + self.pending.len() as u64
     }
