@@ -12,11 +12,9 @@
 //!     fsynced) before the PUT of that TXID, so that recovery can tell our own upload, whose
 //!     response was lost to the crash, from another writer's file.
 //!
-//! A commit's pages are written and read back in pieces (a CRC computed as they go), never
-//! as one record in memory: the writer's overlay keeps only where each page lies in the file.
-//!
-//! A record whose bytes end early or whose CRC fails is a commit that never returned: recovery
-//! drops it and everything after it. The file is locked (`flock`) while a writer uses it.
+//! Pages are written and read in pieces, never as one record in memory (the overlay keeps
+//! where each page lies). A record whose bytes end early or whose CRC fails is a commit that
+//! never returned: recovery drops it and everything after it. The file is locked (`flock`) while a writer uses it.
 //!
 //! After the last record the file holds zeros, written ahead of need (`SPARE_MIN`..`SPARE_MAX`
 //! at a time): a commit then overwrites blocks that exist, the file size does not change, and
