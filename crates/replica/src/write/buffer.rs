@@ -14,7 +14,8 @@
 //!
 //! Pages are written and read in pieces, never as one record in memory (the overlay keeps
 //! where each page lies). A record whose bytes end early or whose CRC fails is a commit that
-//! never returned: recovery drops it and everything after it. The file is locked (`flock`) while a writer uses it.
+//! never returned: recovery drops it and everything after it. The file is locked (`flock`)
+//! while a writer uses it.
 //!
 //! After the last record the file holds zeros, written ahead of need (`SPARE_MIN`..`SPARE_MAX`
 //! at a time): a commit then overwrites blocks that exist, the file size does not change, and
