@@ -458,3 +458,59 @@ fn write_mode_switches_on_an_open_connection() -> Result<()> {
     );
     Ok(())
 }
+
+/// A write transaction far larger than the memory it may take: 300 MB committed in one
+/// transaction by a `sqlite3` shell on a file:// replica, then uploaded. The shell's peak RSS
+/// (`VmHWM`, read by the shell itself after the upload) must stay well below the transaction:
+/// the transaction's pages spill beside the write buffer, the commit streams them into the
+/// buffer, and the overlay keeps only where they are. The rows compress well, so the level-0
+/// file (still encoded in memory for its PUT) is small. Go restores the replica whole.
+#[test]
+fn a_large_transaction_commits_and_uploads_in_bounded_memory() -> Result<()> {
+    const ROWS: u32 = 75_000; // 4 000-byte rows: 300 MB
+    const BOUND_MB: u64 = 128;
+    let dir = tempfile::tempdir()?;
+    let target = ReplicaTarget::file(&dir.path().join("replica"))?;
+    let buffer = dir.path().join("state").join("app.buffer");
+    let out = e2e::shell(
+        &format!(
+            ".open file:app.db?vfs=litestream&write_enabled=true&replica_url={}&buffer_path={}
+CREATE TABLE t(id INTEGER PRIMARY KEY, body TEXT);
+BEGIN;
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {ROWS})
+INSERT INTO t SELECT i, printf('%.3990c', 'x') || i FROM n;
+COMMIT;
+PRAGMA litestream_sync;
+.system grep VmHWM /proc/$PPID/status
+",
+            uri_encode(&target.url()),
+            uri_encode(&buffer.display().to_string())
+        ),
+        &[],
+    )?;
+    let hwm_kb: u64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .with_context(|| format!("no VmHWM in the shell's output: {out}"))?;
+    let txid: u64 = out
+        .lines()
+        .find_map(|l| l.trim().parse().ok())
+        .with_context(|| format!("PRAGMA litestream_sync gave no TXID: {out}"))?;
+    assert!(txid > 0, "the transaction was not uploaded: {out}");
+    println!("large transaction: 300 MB, peak RSS {} MB", hwm_kb / 1024);
+    assert!(
+        hwm_kb / 1024 <= BOUND_MB,
+        "peak RSS {} MB for a 300 MB transaction (bound {BOUND_MB} MB)",
+        hwm_kb / 1024
+    );
+    let restored = go_restore(&target, dir.path(), "restored.db")?;
+    let (n, len): (u32, i64) = restored.query_row(
+        "SELECT count(*), sum(length(body)) FROM t WHERE body = printf('%.3990c', 'x') || id",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    assert_eq!(n, ROWS, "rows Go restored intact");
+    assert!(len > i64::from(ROWS) * 3990);
+    Ok(())
+}

@@ -17,6 +17,33 @@ pub fn crc64(data: &[u8]) -> u64 {
     CRC64.checksum(data)
 }
 
+/// Plain CRC-64/GO-ISO computed piece by piece: `crc64` of the concatenation of what was fed.
+#[derive(Clone)]
+pub struct Crc64Digest(Digest<'static, u64, Table<16>>);
+
+impl Crc64Digest {
+    /// Starts an empty digest.
+    pub fn new() -> Self {
+        Crc64Digest(CRC64.digest())
+    }
+
+    /// Feeds bytes.
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    /// The CRC of everything fed, as `crc64` gives it.
+    pub fn finish(self) -> u64 {
+        self.0.finalize()
+    }
+}
+
+impl Default for Crc64Digest {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Checksum of one database page: `CHECKSUM_FLAG | crc64(pgno as u32 BE ‖ data)`.
 ///
 /// `data` is the uncompressed page. These are the terms of the database checksum.

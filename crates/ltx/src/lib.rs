@@ -32,7 +32,9 @@ mod frame;
 mod header;
 mod index;
 
-pub use checksum::{checksum_page, crc64, DatabaseChecksum, FileHasher, CHECKSUM_FLAG};
+pub use checksum::{
+    checksum_page, crc64, Crc64Digest, DatabaseChecksum, FileHasher, CHECKSUM_FLAG,
+};
 pub use compact::{compact, Compacted};
 pub use encoder::Encoder;
 pub use error::{Error, Result};

@@ -46,4 +46,4 @@ pub use replica::Replica;
 pub use stats::StatsSnapshot;
 pub use target::{parse_time, parse_txid, Target};
 pub use version::Version;
-pub use writer::{WriteOptions, WriteStatus, UPLOAD_FAILURE_BOUND};
+pub use writer::{TxPages, WriteOptions, WriteStatus, UPLOAD_FAILURE_BOUND};

@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use parking_lot::Mutex;
 
 use crate::error::{Error, Result};
@@ -27,7 +26,7 @@ use crate::store::location::Location;
 use crate::store::remote::Remote;
 use crate::target::Target;
 use crate::write::mode::WriteMode;
-use crate::write::writer::{WriteOptions, WriteStatus};
+use crate::write::writer::{TxPages, WriteOptions, WriteStatus};
 
 /// An open replica, shared by every connection of the process that names the same URL.
 pub struct Replica {
@@ -263,7 +262,7 @@ impl Replica {
     /// returned state at once.
     pub fn commit(
         self: &Arc<Self>,
-        pages: Vec<(u32, Bytes)>,
+        pages: TxPages<'_>,
         commit: u32,
         page_size: u32,
         sync: bool,

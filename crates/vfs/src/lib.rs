@@ -13,6 +13,7 @@
 
 pub mod btree;
 pub mod config;
+pub mod dirty;
 pub mod errors;
 pub mod functions;
 pub mod local_file;

@@ -2,11 +2,9 @@
 //! transaction's pages are held here until SQLite syncs or unlocks, then recorded as one
 //! commit.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use bytes::Bytes;
 use parking_lot::Mutex;
 use replica::{LocalReader, ReadAhead, Session, Target, Version};
 use sqlite_plugin::flags::LockLevel;
@@ -15,20 +13,9 @@ use sqlite_plugin::vfs::VfsResult;
 
 use crate::btree::ScanDetector;
 use crate::config::Config;
+use crate::dirty::Dirty;
 use crate::errors;
 use crate::locks::{table_for, LockTable};
-
-/// Pages written by the transaction in progress, not recorded yet.
-#[derive(Debug)]
-struct Dirty {
-    pages: BTreeMap<u32, Vec<u8>>,
-    /// Database size in pages.
-    size: u32,
-    /// The smallest size during the transaction: pages above it not written since read as
-    /// zeros.
-    low: u32,
-    page_size: u32,
-}
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -228,11 +215,18 @@ impl MainDb {
             let pgno = (pos / page_size + 1) as u32;
             let in_page = pos % page_size;
             let n = (page_size - in_page).min(buf.len() - done).min(size - pos);
-            if let Some(own) = self.dirty.as_ref().and_then(|d| d.pages.get(&pgno)) {
+            if let Some(d) = &self.dirty {
                 // The transaction's own page, exactly as SQLite wrote it.
-                buf[done..done + n].copy_from_slice(&own[in_page..in_page + n]);
-                done += n;
-                continue;
+                let own = d
+                    .read(pgno, in_page, &mut buf[done..done + n])
+                    .map_err(|e| {
+                        tracing::error!(pgno, error = %e, "cannot read a page of the transaction");
+                        vars::SQLITE_IOERR_READ
+                    })?;
+                if own {
+                    done += n;
+                    continue;
+                }
             }
             self.read_page(&v, &session, pgno)?;
             buf[done..done + n].copy_from_slice(&self.page[in_page..in_page + n]);
@@ -282,7 +276,7 @@ impl MainDb {
             return Err(vars::SQLITE_READONLY);
         }
         let d = self.dirty()?;
-        if d.size == 0 && d.pages.is_empty() && offset == 0 {
+        if d.size == 0 && d.is_empty() && offset == 0 {
             d.page_size = data.len() as u32;
         }
         let ps = d.page_size as usize;
@@ -296,8 +290,10 @@ impl MainDb {
             return Err(vars::SQLITE_IOERR_WRITE);
         }
         let pgno = (offset / ps + 1) as u32;
-        d.pages.insert(pgno, data.to_vec());
-        d.size = d.size.max(pgno);
+        d.put(pgno, data).map_err(|e| {
+            tracing::error!(pgno, error = %e, "cannot keep a page of the transaction");
+            vars::SQLITE_IOERR_WRITE
+        })?;
         Ok(data.len())
     }
 
@@ -308,21 +304,24 @@ impl MainDb {
         }
         let d = self.dirty()?;
         let pages = (size / d.page_size.max(1) as usize) as u32;
-        d.pages.retain(|p, _| *p <= pages);
-        d.size = pages;
-        d.low = d.low.min(pages);
+        d.truncate(pages);
         Ok(())
     }
 
-    /// The transaction's pages, started on the state this lock reads.
+    /// The transaction's pages, started on the state this lock reads. Beyond a memory budget
+    /// they spill beside the write buffer.
     fn dirty(&mut self) -> VfsResult<&mut Dirty> {
-        let v = self.version()?;
-        Ok(self.dirty.get_or_insert_with(|| Dirty {
-            pages: BTreeMap::new(),
-            size: v.commit(),
-            low: v.commit(),
-            page_size: v.page_size(),
-        }))
+        if self.dirty.is_none() {
+            let v = self.version()?;
+            let spill_dir = self
+                .session
+                .as_ref()
+                .and_then(|s| s.write_status())
+                .and_then(|w| w.buffer_path.parent().map(|p| p.to_path_buf()))
+                .filter(|p| !p.as_os_str().is_empty());
+            self.dirty = Some(Dirty::new(v.commit(), v.page_size(), spill_dir));
+        }
+        self.dirty.as_mut().ok_or(vars::SQLITE_INTERNAL)
     }
 
     /// SQLite wants the file durable: record the transaction, fsynced.
@@ -337,17 +336,14 @@ impl MainDb {
             return Ok(());
         };
         let session = Arc::clone(self.session()?);
-        if let Some(p1) = d.pages.get_mut(&1) {
-            patch_header(p1, session.next_state_no());
-        }
-        let lock_page = ltx::lock_pgno(d.page_size);
-        let pages: Vec<(u32, Bytes)> = d
-            .pages
-            .into_iter()
-            .filter(|(p, _)| *p != lock_page)
-            .map(|(p, b)| (p, Bytes::from(b)))
-            .collect();
-        let mut committed = session.commit(pages, d.size, d.page_size, sync);
+        let state_no = session.next_state_no();
+        d.update(1, |p1| patch_header(p1, state_no)).map_err(|e| {
+            tracing::error!(error = %e, "cannot read page 1 of the transaction");
+            vars::SQLITE_IOERR_WRITE
+        })?;
+        let (size, page_size) = (d.size, d.page_size);
+        let pages = d.into_pages(ltx::lock_pgno(page_size));
+        let mut committed = session.commit(pages, size, page_size, sync);
         if committed.is_ok() && self.durable {
             committed = session.sync_now().map(|_| session.current());
         }

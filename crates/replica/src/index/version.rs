@@ -3,9 +3,9 @@
 //! A connection pins one `Version` for the length of a read transaction, so the pages it reads
 //! stay consistent while the poller publishes newer versions beside it.
 
+use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::sync::Arc;
-
-use bytes::Bytes;
 
 use crate::error::{Error, Result};
 use crate::index::loc::PageLoc;
@@ -17,8 +17,11 @@ use crate::index::pagemap::PageMap;
 /// commit costs O(pages changed · log n), not a copy of everything pending).
 #[derive(Clone, Debug, Default)]
 pub struct Overlay {
-    /// Page → (local commit sequence that wrote it last, page).
-    pub(crate) pages: imbl::OrdMap<u32, (u64, Bytes)>,
+    /// Page → (local commit sequence that wrote it last, where the page lies in `file`). The
+    /// pages themselves stay on disk: memory holds 16 bytes a page, whatever the transaction.
+    pub(crate) pages: imbl::OrdMap<u32, (u64, u64)>,
+    /// The write buffer file the pages are in.
+    pub(crate) file: Option<Arc<File>>,
     /// Database size in pages after the newest local commit.
     pub(crate) commit: u32,
     /// The smallest size the database had since the replica's state: pages above it that the
@@ -101,18 +104,39 @@ impl Version {
         self.state_no
     }
 
-    /// The page as committed locally and not uploaded yet: `Some(None)` for a page that reads
-    /// as zeros (truncated and regrown, or never written), `None` when the replica has it.
-    pub(crate) fn local_page(&self, pgno: u32) -> Option<Option<&Bytes>> {
+    /// Where the page committed locally and not uploaded yet lies in the buffer file:
+    /// `Some(None)` for a page that reads as zeros (truncated and regrown, or never written),
+    /// `None` when the replica has it.
+    fn local_page(&self, pgno: u32) -> Option<Option<u64>> {
         let o = self.overlay.as_ref()?;
         if pgno > o.commit {
             return Some(None);
         }
         match o.pages.get(&pgno) {
-            Some((_, b)) => Some(Some(b)),
+            Some((_, at)) => Some(Some(*at)),
             None if pgno > o.low || pgno > self.map.commit() => Some(None),
             None => None,
         }
+    }
+
+    /// Reads page `pgno` into `out` (one page) if it was committed locally and is not uploaded
+    /// yet; `None` when the replica has it.
+    pub(crate) fn read_local(&self, pgno: u32, out: &mut [u8]) -> Option<Result<()>> {
+        let at = self.local_page(pgno)?;
+        let file = self.overlay.as_ref().and_then(|o| o.file.as_ref());
+        Some(match (at, file) {
+            (None, _) => {
+                out.fill(0);
+                Ok(())
+            }
+            (Some(at), Some(f)) => f.read_exact_at(out, at).map_err(|e| Error::Buffer {
+                path: "(write buffer)".into(),
+                detail: format!("cannot read page {pgno} of a local commit: {e}"),
+            }),
+            (Some(_), None) => Err(Error::Inconsistent(format!(
+                "page {pgno} of a local commit has no buffer file"
+            ))),
+        })
     }
 
     /// The TXID this version reflects.

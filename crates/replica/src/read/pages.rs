@@ -89,12 +89,8 @@ impl PageReader {
                 out.len()
             )));
         }
-        if let Some(local) = version.local_page(pgno) {
-            match local {
-                Some(page) => out.copy_from_slice(page),
-                None => out.fill(0),
-            }
-            return Ok(());
+        if let Some(local) = version.read_local(pgno, out) {
+            return local;
         }
         let Some((file, loc)) = version.loc(pgno) else {
             if pgno == ltx::lock_pgno(version.page_size()) || pgno > version.commit() {

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use parking_lot::Mutex;
 
 use crate::error::{Error, Result};
@@ -14,7 +13,7 @@ use crate::read::core::Core;
 use crate::runtime;
 use crate::write::compact::Compactor;
 use crate::write::tasks::{self, Slot};
-use crate::write::writer::{WriteOptions, WriteStatus, Writer};
+use crate::write::writer::{TxPages, WriteOptions, WriteStatus, Writer};
 
 /// A replica's writer slot and what turns it on and off.
 pub(crate) struct WriteMode {
@@ -107,7 +106,7 @@ impl WriteMode {
     /// once.
     pub(crate) fn commit(
         &self,
-        pages: Vec<(u32, Bytes)>,
+        pages: TxPages<'_>,
         commit: u32,
         page_size: u32,
         sync: bool,

@@ -43,18 +43,20 @@ impl State {
     pub(crate) fn apply(&mut self, c: &Commit, end: u64) {
         let mut o = self.overlay.as_deref().cloned().unwrap_or_else(|| Overlay {
             pages: imbl::OrdMap::new(),
+            file: None,
             commit: self.base.commit(),
             low: self.base.commit(),
         });
+        o.file = Some(self.buffer.file());
         if c.commit < o.commit {
             let cut: Vec<u32> = o.pages.range(c.commit + 1..).map(|(p, _)| *p).collect();
             for p in cut {
                 o.pages.remove(&p);
             }
         }
-        for (pgno, page) in &c.pages {
+        for (pgno, at) in &c.pages {
             if *pgno <= c.commit {
-                o.pages.insert(*pgno, (c.seq, page.clone()));
+                o.pages.insert(*pgno, (c.seq, *at));
             }
         }
         o.commit = c.commit;
@@ -84,26 +86,28 @@ impl State {
             .filter(|p| p.0 <= last_seq)
             .map(|p| p.1)
             .max();
+        // The buffer first: if it fails, nothing changed. Kept pages move with their records.
+        let delta = match uploaded_end {
+            Some(end) => self.buffer.rebase(base.txid(), end)?,
+            None => 0,
+        };
         self.overlay = match (&self.overlay, keep.is_empty()) {
             (Some(o), false) => {
                 let pages = o
                     .pages
                     .iter()
                     .filter(|(_, (seq, _))| *seq > last_seq)
-                    .map(|(p, v)| (*p, v.clone()))
+                    .map(|(p, (seq, at))| (*p, (*seq, (*at as i64 - delta) as u64)))
                     .collect();
                 let low = keep.iter().map(|p| p.2).fold(base.commit(), u32::min);
                 Some(Arc::new(Overlay {
                     pages,
+                    file: Some(self.buffer.file()),
                     commit: o.commit,
                     low,
                 }))
             }
             _ => None,
-        };
-        let delta = match uploaded_end {
-            Some(end) => self.buffer.rebase(base.txid(), end)?,
-            None => 0,
         };
         self.pending = keep
             .into_iter()

@@ -1,6 +1,8 @@
 //! What one upload sends: the level-0 LTX file of the pending overlay, and the file checksum
 //! that tells this writer's own uploads from another's.
 
+use std::os::unix::fs::FileExt;
+
 use crate::error::{Error, Result};
 use crate::index::version::{Overlay, Version};
 use crate::read::core::Core;
@@ -52,14 +54,22 @@ pub(crate) fn encode_upload(base: &Version, o: &Overlay, txid: u64) -> Result<Ve
         o.low.min(base.commit())
     };
     let mut next_fill = fill_from + 1;
-    for (pgno, (_, page)) in o.pages.iter() {
+    let mut page = vec![0u8; page_size as usize];
+    let file = o.file.as_ref();
+    for (pgno, (_, at)) in o.pages.iter() {
+        file.ok_or_else(|| Error::Inconsistent("local commits without a buffer file".into()))?
+            .read_exact_at(&mut page, *at)
+            .map_err(|e| Error::Buffer {
+                path: "(write buffer)".into(),
+                detail: format!("cannot read page {pgno} for the upload: {e}"),
+            })?;
         while next_fill < *pgno && next_fill <= o.commit {
             if next_fill != lock {
                 enc.add_page(next_fill, &zeros).map_err(corrupt)?;
             }
             next_fill += 1;
         }
-        enc.add_page(*pgno, page).map_err(corrupt)?;
+        enc.add_page(*pgno, &page).map_err(corrupt)?;
         next_fill = next_fill.max(pgno + 1);
     }
     while next_fill <= o.commit {

@@ -22,6 +22,7 @@ use crate::index::version::Version;
 use crate::read::core::Core;
 use crate::stats::Stats;
 use crate::supervise::{Health, Task};
+pub use crate::write::buffer::TxPages;
 use crate::write::buffer::{Buffer, Commit, Intent, Record};
 use crate::write::compact::CompactionOptions;
 use crate::write::state::State;
@@ -34,6 +35,8 @@ pub const UPLOAD_FAILURE_BOUND: Duration = Duration::from_secs(30);
 /// writer's level-0 file could otherwise be compacted and deleted by retention (5 min by
 /// default) before our conditional create of the same TXID would collide with it.
 const VERIFY_AFTER: Duration = Duration::from_secs(60);
+/// Uploads of up to this many bytes of pages (decoded) put them into the page cache.
+const KEEP_UPLOADED_PAGES_MAX: u64 = 8 << 20;
 /// Write-mode states are numbered from here, apart from the TXIDs that number the states
 /// read from the replica (time travel), so SQLite never mistakes one for the other.
 const STATE_NO_BASE: u32 = 0x8000_0000;
@@ -168,9 +171,13 @@ impl Writer {
         let mut buffer = buffer;
         let keep_from = commits.first().map_or(buffer.end(), |(at, _)| at.start);
         let delta = buffer.rebase(base_txid, keep_from)?;
+        let shift = |at: u64| (at as i64 - delta) as u64;
         let commits: Vec<(u64, Commit)> = commits
             .into_iter()
-            .map(|(at, c)| ((at.end as i64 - delta) as u64, c))
+            .map(|(at, c)| {
+                let pages = c.pages.iter().map(|&(p, at)| (p, shift(at))).collect();
+                (shift(at.end), Commit { pages, ..c })
+            })
             .collect();
         tracing::info!(
             buffer = %opts.buffer_path.display(),
@@ -283,7 +290,7 @@ impl Writer {
     pub(crate) fn commit(
         &self,
         core: &Core,
-        pages: Vec<(u32, Bytes)>,
+        pages: TxPages<'_>,
         commit: u32,
         page_size: u32,
         sync: bool,
@@ -308,14 +315,15 @@ impl Writer {
         if st.base.txid() == 0 && st.base.page_size() != page_size {
             st.base = Arc::new(Version::empty(page_size));
         }
-        let c = Commit {
+        let head = Commit {
             seq: st.next_seq,
             commit,
             page_size,
             ts_ms: now_ms(),
-            pages,
+            pages: Vec::new(),
         };
-        let end = st.buffer.append(&Record::Commit(c.clone()), sync)?;
+        // The pages go to the buffer file; the overlay keeps only where they are.
+        let (c, end) = st.buffer.append_commit(head, pages, sync)?;
         st.next_seq += 1;
         st.apply(&c, end);
         // Published under the writer's lock: an upload publishing in between must never
@@ -382,7 +390,7 @@ impl Writer {
         };
         {
             let mut st = self.state.lock();
-            st.buffer.append(&Record::Intent(intent), true)?;
+            st.buffer.append_intent(&intent)?;
             st.attempts.push((intent, bytes.clone()));
         }
         let key = core
@@ -417,12 +425,16 @@ impl Writer {
             size: done.1.len() as u64,
             created_ms: now_ms(),
         };
+        // The pages of a small upload go into the cache (the next reads want them); those of a
+        // large one would all be decoded into memory at once, so it is read back on demand.
+        let decoded = overlay.pages.len() as u64 * u64::from(base.page_size());
+        let keep_pages = decoded <= KEEP_UPLOADED_PAGES_MAX;
         let loaded = meta::from_bytes(
             &done.1,
             &info,
             key.clone(),
             core.catalog.next_file_id(),
-            true,
+            keep_pages,
         )?;
         core.catalog.adopt_uploaded(&info, &loaded);
         let mut st = self.state.lock();
