@@ -1,6 +1,7 @@
 //! Interop with the real Go `litestream` 0.5.17 beyond what every backend must do (that is the
 //! conformance suite, tests/conformance.rs): on S3, where the test server counts requests, a
-//! scan of a table whose pages are scattered takes few GETs.
+//! scan of a table whose pages are scattered takes few GETs, and the first query after an open
+//! fetches only the pages below the roots.
 
 use anyhow::Result;
 use e2e::open_vfs;
@@ -61,5 +62,55 @@ fn scan_of_a_scattered_table_takes_few_gets() -> Result<()> {
         "{gets} GETs to scan a table in a {pages}-page database"
     );
     assert!(e2e::stat(&vfs, "prefetched_pages")? > 0.0);
+    Ok(())
+}
+
+/// Page 1 and the root pages lie right after the snapshot's header, so the GET that reads the
+/// header for the index load brings them too: the first point query after the open fetches
+/// only its leaf. Round trips: LIST, the index (header and tail GETs in parallel), the leaf.
+#[test]
+fn first_query_after_open_fetches_only_its_leaf() -> Result<()> {
+    let root = tempfile::tempdir()?;
+    let server = S3Server::start(root.path())?;
+    server.create_bucket("bucket")?;
+    let dir = tempfile::tempdir()?;
+    let primary = PrimaryDb::create(&dir.path().join("app.db"))?;
+    // ~130 leaves of incompressible rows under one root (page 2): a snapshot far larger than
+    // what is fetched whole, and a root that lies in its first frames.
+    primary.exec(
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB); \
+         INSERT INTO t(v) WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 400) \
+           SELECT randomblob(1000) FROM s;",
+    )?;
+    let want: i64 =
+        primary
+            .conn()
+            .query_row("SELECT length(v) + id FROM t WHERE id = 300", [], |r| {
+                r.get(0)
+            })?;
+    let target = ReplicaTarget::s3(&server, "bucket", "first");
+    let mut rep = Replicator::start(primary.path(), target.clone(), ReplicateOpts::default())?;
+    rep.sync()?;
+    let before = server.stats();
+    let vfs = open_vfs("app.db", &target.url(), "&poll_interval=0")?;
+    let got: i64 = vfs.query_row("SELECT length(v) + id FROM t WHERE id = 300", [], |r| {
+        r.get(0)
+    })?;
+    let after = server.stats();
+    assert_eq!(got, want);
+    // Before the stats query reads anything itself.
+    let misses = e2e::stat(&vfs, "cache_misses")?;
+    let loads = e2e::stat(&vfs, "index_loads")?;
+    let gets = (after.get + after.get_range) - (before.get + before.get_range);
+    println!("open + first query: {gets} GETs, {loads} index loads, {misses} page misses");
+    assert_eq!(
+        misses, 1.0,
+        "page 1 and the root come with the header; only the leaf is fetched"
+    );
+    assert_eq!(after.list - before.list, 1);
+    assert!(
+        gets as f64 <= 2.0 * loads + 1.0,
+        "{gets} GETs for {loads} index loads and one leaf"
+    );
     Ok(())
 }

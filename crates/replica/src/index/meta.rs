@@ -7,6 +7,7 @@ use bytes::Bytes;
 use object_store::path::Path;
 
 use crate::error::{Error, Result};
+use crate::index::head;
 use crate::index::loc::PageLoc;
 use crate::stats::Stats;
 use crate::store::listing::{FileInfo, FileKey};
@@ -119,7 +120,7 @@ pub(crate) async fn load(
     }
     let (header, index, pages) = {
         let (head, tail) = futures::try_join!(
-            remote.get_range(&path, 0..ltx::HEADER_SIZE as u64),
+            remote.get_range(&path, head::range(info.size)),
             remote.get_tail(&path, info.size, suffix_guess(info.size)),
         )?;
         let header = ltx::Header::decode(&head).map_err(corrupt)?;
@@ -137,7 +138,8 @@ pub(crate) async fn load(
                 }
             }
         };
-        (header, index, Vec::new())
+        let pages = head::pages(&head, &index, header.page_size, &path)?;
+        (header, index, pages)
     };
     check(&path, info, &header, &index)?;
     let meta = FileMeta {

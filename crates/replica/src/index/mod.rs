@@ -2,6 +2,7 @@
 //! index ([`meta`]), where a page's frame lies (`loc`), and the database at one TXID
 //! ([`version`]). Uses the store to fetch a file's index; nothing above it.
 
+pub(crate) mod head;
 pub(crate) mod loc;
 pub mod meta;
 pub mod plan;
