@@ -114,3 +114,59 @@ fn first_query_after_open_fetches_only_its_leaf() -> Result<()> {
     );
     Ok(())
 }
+
+/// An index whose key starts with a category: each interior page covers one category's keys,
+/// whose leaves were written over the whole history, so one interior's children lie far
+/// apart in the file while all leaves of the index together are dense. Once the count walks
+/// into its second subtree, the children of the next subtrees are fetched at once, in a few
+/// large GETs instead of one per leaf.
+#[test]
+fn cold_count_over_a_dense_index_takes_few_gets() -> Result<()> {
+    let root = tempfile::tempdir()?;
+    let server = S3Server::start(root.path())?;
+    server.create_bucket("bucket")?;
+    let dir = tempfile::tempdir()?;
+    let primary = PrimaryDb::create(&dir.path().join("app.db"))?;
+    primary.exec(
+        "CREATE TABLE a(id INTEGER PRIMARY KEY, cat INT, k TEXT, pad BLOB); \
+         CREATE INDEX a_cat ON a(cat, k); CREATE TABLE b(body BLOB);",
+    )?;
+    for i in 0..300 {
+        primary.exec(&format!(
+            "BEGIN; \
+             INSERT INTO a(cat, k, pad) WITH RECURSIVE s(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM s WHERE n < 15) \
+               SELECT n, printf('%06d', {i}) || printf('%.*c', 140, 'k'), zeroblob(600) FROM s; \
+             INSERT INTO b(body) VALUES (randomblob(6000)); \
+             COMMIT;"
+        ))?;
+    }
+    let conn = primary.conn();
+    let want: i64 = conn.query_row("SELECT count(*) FROM a", [], |r| r.get(0))?;
+    let plan: String = conn.query_row("EXPLAIN QUERY PLAN SELECT count(*) FROM a", [], |r| {
+        r.get(3)
+    })?;
+    assert!(plan.contains("a_cat"), "the count walks the index: {plan}");
+    let leaves: i64 = conn.query_row(
+        "SELECT count(*) FROM dbstat WHERE name = 'a_cat' AND pagetype = 'leaf'",
+        [],
+        |r| r.get(0),
+    )?;
+    let target = ReplicaTarget::s3(&server, "bucket", "count");
+    let mut rep = Replicator::start(primary.path(), target.clone(), ReplicateOpts::default())?;
+    rep.sync()?;
+    let vfs = open_vfs("app.db", &target.url(), "&poll_interval=0")?;
+    vfs.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get::<_, i64>(0))?;
+    let before = server.stats();
+    let got: i64 = vfs.query_row("SELECT count(*) FROM a", [], |r| r.get(0))?;
+    let after = server.stats();
+    assert_eq!(got, want);
+    let gets = (after.get + after.get_range) - (before.get + before.get_range);
+    let mb = (after.bytes_out - before.bytes_out) as f64 / 1e6;
+    println!("count: {gets} GETs ({mb:.2} MB) for an index of {leaves} leaves");
+    // One GET per leaf of the first subtree, then a few for all the others.
+    assert!(
+        gets * 5 <= leaves as u64,
+        "{gets} GETs to count an index of {leaves} leaves"
+    );
+    Ok(())
+}
