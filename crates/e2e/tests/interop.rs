@@ -8,17 +8,49 @@ use e2e::open_vfs;
 use testkit::golitestream::{ReplicaTarget, ReplicateOpts, Replicator};
 use testkit::{PrimaryDb, S3Server};
 
+/// An S3 server with a bucket, and a primary database to fill then replicate there.
+struct Setup {
+    server: S3Server,
+    primary: PrimaryDb,
+    /// Dropped last, after the server and the database that use them.
+    _dirs: [tempfile::TempDir; 2],
+}
+
+impl Setup {
+    fn new() -> Result<Setup> {
+        let root = tempfile::tempdir()?;
+        let server = S3Server::start(root.path())?;
+        server.create_bucket("bucket")?;
+        let dir = tempfile::tempdir()?;
+        let primary = PrimaryDb::create(&dir.path().join("app.db"))?;
+        Ok(Setup {
+            server,
+            primary,
+            _dirs: [root, dir],
+        })
+    }
+
+    /// The Go `litestream replicate` uploads the primary as it is now, under `name`.
+    fn replicate(&self, name: &str) -> Result<(ReplicaTarget, Replicator)> {
+        let target = ReplicaTarget::s3(&self.server, "bucket", name);
+        let mut rep = Replicator::start(
+            self.primary.path(),
+            target.clone(),
+            ReplicateOpts::default(),
+        )?;
+        rep.sync()?;
+        Ok((target, rep))
+    }
+}
+
 /// A table whose pages are scattered among another table's (each transaction writes to both,
 /// so their leaves are allocated in turn): its scan gets no help from read-ahead by page
 /// number, so the VFS prefetches the children of the interior page being walked, and GETs that
 /// span the gaps between them fetch the table in a few requests instead of one per leaf.
 #[test]
 fn scan_of_a_scattered_table_takes_few_gets() -> Result<()> {
-    let root = tempfile::tempdir()?;
-    let server = S3Server::start(root.path())?;
-    server.create_bucket("bucket")?;
-    let dir = tempfile::tempdir()?;
-    let primary = PrimaryDb::create(&dir.path().join("app.db"))?;
+    let t = Setup::new()?;
+    let (server, primary) = (&t.server, &t.primary);
     primary.exec(
         "CREATE TABLE a(id INTEGER PRIMARY KEY, v TEXT); CREATE TABLE b(id INTEGER PRIMARY KEY, body TEXT);",
     )?;
@@ -41,9 +73,7 @@ fn scan_of_a_scattered_table_takes_few_gets() -> Result<()> {
             .query_row("SELECT count(*), sum(length(v)) FROM a", [], |r| {
                 Ok((r.get(0)?, r.get(1)?))
             })?;
-    let target = ReplicaTarget::s3(&server, "bucket", "scan");
-    let mut rep = Replicator::start(primary.path(), target.clone(), ReplicateOpts::default())?;
-    rep.sync()?;
+    let (target, _rep) = t.replicate("scan")?;
     let vfs = open_vfs("app.db", &target.url(), "&poll_interval=0")?;
     let before = server.stats();
     let got: (i64, i64) = vfs.query_row("SELECT count(*), sum(length(v)) FROM a", [], |r| {
@@ -70,11 +100,8 @@ fn scan_of_a_scattered_table_takes_few_gets() -> Result<()> {
 /// only its leaf. Round trips: LIST, the index (header and tail GETs in parallel), the leaf.
 #[test]
 fn first_query_after_open_fetches_only_its_leaf() -> Result<()> {
-    let root = tempfile::tempdir()?;
-    let server = S3Server::start(root.path())?;
-    server.create_bucket("bucket")?;
-    let dir = tempfile::tempdir()?;
-    let primary = PrimaryDb::create(&dir.path().join("app.db"))?;
+    let t = Setup::new()?;
+    let (server, primary) = (&t.server, &t.primary);
     // ~130 leaves of incompressible rows under one root (page 2): a snapshot far larger than
     // what is fetched whole, and a root that lies in its first frames.
     primary.exec(
@@ -88,9 +115,7 @@ fn first_query_after_open_fetches_only_its_leaf() -> Result<()> {
             .query_row("SELECT length(v) + id FROM t WHERE id = 300", [], |r| {
                 r.get(0)
             })?;
-    let target = ReplicaTarget::s3(&server, "bucket", "first");
-    let mut rep = Replicator::start(primary.path(), target.clone(), ReplicateOpts::default())?;
-    rep.sync()?;
+    let (target, _rep) = t.replicate("first")?;
     let before = server.stats();
     let vfs = open_vfs("app.db", &target.url(), "&poll_interval=0")?;
     let got: i64 = vfs.query_row("SELECT length(v) + id FROM t WHERE id = 300", [], |r| {
@@ -122,11 +147,8 @@ fn first_query_after_open_fetches_only_its_leaf() -> Result<()> {
 /// large GETs instead of one per leaf.
 #[test]
 fn cold_count_over_a_dense_index_takes_few_gets() -> Result<()> {
-    let root = tempfile::tempdir()?;
-    let server = S3Server::start(root.path())?;
-    server.create_bucket("bucket")?;
-    let dir = tempfile::tempdir()?;
-    let primary = PrimaryDb::create(&dir.path().join("app.db"))?;
+    let t = Setup::new()?;
+    let (server, primary) = (&t.server, &t.primary);
     primary.exec(
         "CREATE TABLE a(id INTEGER PRIMARY KEY, cat INT, k TEXT, pad BLOB); \
          CREATE INDEX a_cat ON a(cat, k); CREATE TABLE b(body BLOB);",
@@ -151,11 +173,11 @@ fn cold_count_over_a_dense_index_takes_few_gets() -> Result<()> {
         [],
         |r| r.get(0),
     )?;
-    let target = ReplicaTarget::s3(&server, "bucket", "count");
-    let mut rep = Replicator::start(primary.path(), target.clone(), ReplicateOpts::default())?;
-    rep.sync()?;
+    let (target, _rep) = t.replicate("count")?;
     let vfs = open_vfs("app.db", &target.url(), "&poll_interval=0")?;
-    vfs.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get::<_, i64>(0))?;
+    vfs.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
+        r.get::<_, i64>(0)
+    })?;
     let before = server.stats();
     let got: i64 = vfs.query_row("SELECT count(*) FROM a", [], |r| r.get(0))?;
     let after = server.stats();

@@ -8,13 +8,10 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use quick_cache::sync::GuardResult;
 
-use crate::error::Result;
 use crate::index::loc::{coalesce, run_span, Run};
 use crate::index::meta::FileMeta;
 use crate::index::version::Version;
@@ -50,36 +47,43 @@ impl PageReader {
         let me = self.clone();
         let v = version.clone();
         let parents = parents.to_vec();
-        rt.spawn(async move {
-            if let Err(e) = me.below(&v, &parents, children).await {
-                tracing::debug!(error = %e, "prefetch below failed");
-            }
-        });
+        rt.spawn(async move { me.below(&v, &parents, children).await });
     }
 
-    async fn below(&self, v: &Version, parents: &[u32], children: ChildrenOf) -> Result<()> {
-        let pages = self.parent_pages(v, parents).await?;
+    async fn below(&self, v: &Version, parents: &[u32], children: ChildrenOf) {
+        let pages = self.parent_pages(v, parents).await;
         let mut wanted: Vec<u32> = parents
             .iter()
             .filter_map(|p| children(*p, pages.get(p)?))
             .flatten()
             .collect();
         wanted.truncate(prefetch_room(self.cache(), v.page_size()));
-        let rank: HashMap<u32, usize> = wanted.iter().enumerate().map(|(i, p)| (*p, i)).collect();
         // Claim every wanted page now, so that a reader waits for the GET that brings it
         // rather than sending its own; then fetch the spans holding the earliest pages first.
+        let spans = self.claim_spans(v, &wanted);
+        self.fetch_spans(spans, v.page_size()).await;
+    }
+
+    /// `pgnos` of `v` not cached nor claimed yet, claimed and grouped into the GETs that will
+    /// fetch them, those holding the pages earliest in `pgnos` first.
+    fn claim_spans(&self, v: &Version, pgnos: &[u32]) -> Vec<Span<'_>> {
+        let rank: HashMap<u32, usize> = pgnos.iter().enumerate().map(|(i, p)| (*p, i)).collect();
         let mut spans = Vec::new();
-        for (file, pages) in by_file(v, &wanted) {
+        for (file, pages) in by_file(v, pgnos) {
             for span in merge_dense(coalesce(pages, GAP, MAX_SPAN), DENSITY, MAX_SPAN) {
                 let (run, claims) = self.claim(&file, span);
-                if !run.is_empty() {
-                    let first = run.iter().filter_map(|(p, _)| rank.get(p)).min().copied();
-                    spans.push((first, file.clone(), run, claims));
+                if let Some(first) = run.iter().filter_map(|(p, _)| rank.get(p)).min() {
+                    spans.push((*first, file.clone(), run, claims));
                 }
             }
         }
         spans.sort_by_key(|s| s.0);
-        let page_size = v.page_size();
+        spans
+    }
+
+    /// Fetches claimed spans, `PARALLEL` at a time, starting them in the order given. A failed
+    /// one only drops its claims: readers of those pages then fetch them themselves.
+    async fn fetch_spans(&self, spans: Vec<Span<'_>>, page_size: u32) {
         // Collected first: a closure inside the stream type trips the compiler's Send check.
         let fetches: Vec<_> = spans
             .into_iter()
@@ -89,7 +93,6 @@ impl PageReader {
             .buffer_unordered(PARALLEL)
             .collect::<Vec<()>>()
             .await;
-        Ok(())
     }
 
     async fn fetch_in_slot(
@@ -106,54 +109,38 @@ impl PageReader {
     }
 
     /// The pages `parents` of `v`: cached ones at once, the others fetched (dense spans, like
-    /// their children), and those another reader is fetching awaited once ours are in.
-    async fn parent_pages(&self, v: &Version, parents: &[u32]) -> Result<HashMap<u32, Bytes>> {
+    /// their children), and those another reader is fetching awaited once ours are in. A
+    /// parent that could not be had is left out.
+    async fn parent_pages(&self, v: &Version, parents: &[u32]) -> HashMap<u32, Bytes> {
         let mut got = HashMap::new();
-        let mut fetch = Vec::new();
         let mut busy = Vec::new();
         for &p in parents {
             let Some((file, loc)) = v.loc(p) else {
                 continue;
             };
-            match self
-                .cache()
-                .get_value_or_guard(&(file.id, loc.offset), Some(Duration::ZERO))
-            {
-                GuardResult::Value(b) => {
-                    got.insert(p, b);
-                }
-                // Fetched below; the claim is taken again there.
-                GuardResult::Guard(g) => {
-                    drop(g);
-                    fetch.push(p);
-                }
-                GuardResult::Timeout => busy.push((p, file.id, loc.offset)),
+            let key = (file.id, loc.offset);
+            if let Some(b) = self.cache().get(&key) {
+                got.insert(p, b);
+            } else {
+                busy.push((p, key));
             }
         }
-        for (file, pages) in by_file(v, &fetch) {
-            for span in merge_dense(coalesce(pages, GAP, MAX_SPAN), DENSITY, MAX_SPAN) {
-                let (run, claims) = self.claim(&file, span);
-                let _slot = self.slot().await;
-                self.fetch_claimed(&file, run, claims, v.page_size())
-                    .await?;
-            }
-        }
-        // No claim of ours is held now, so waiting cannot deadlock with another prefetch.
-        for p in fetch {
-            if let Some((file, loc)) = v.loc(p) {
-                if let Some(b) = self.cache().get(&(file.id, loc.offset)) {
-                    got.insert(p, b);
-                }
-            }
-        }
-        for (p, id, offset) in busy {
-            if let Ok(b) = self.cache().get_value_or_guard_async(&(id, offset)).await {
+        let missing: Vec<u32> = busy.iter().map(|(p, _)| *p).collect();
+        let spans = self.claim_spans(v, &missing);
+        self.fetch_spans(spans, v.page_size()).await;
+        // No claim of ours is held now, so waiting cannot deadlock with another prefetch; the
+        // pages claimed by others (a reader, another prefetch) are awaited.
+        for (p, key) in busy {
+            if let Ok(b) = self.cache().get_value_or_guard_async(&key).await {
                 got.insert(p, b);
             }
         }
-        Ok(got)
+        got
     }
 }
+
+/// A GET to send: the rank of its earliest wanted page, the file, its frames and their claims.
+type Span<'c> = (usize, Arc<FileMeta>, Run, Claims<'c>);
 
 /// Where `pgnos` lie in `v`, per file, sorted by offset.
 fn by_file(v: &Version, pgnos: &[u32]) -> Vec<(Arc<FileMeta>, Run)> {
