@@ -40,7 +40,7 @@ pub use compact::{CompactionOptions, CompactionReport, Compactor};
 pub use error::{Error, Result};
 pub use hydrate::{HydrationOptions, HydrationState, HydrationStatus, LocalReader};
 pub use options::{ReplicaOptions, DEFAULT_CACHE_SIZE, DEFAULT_POLL_INTERVAL};
-pub use read::ReadAhead;
+pub use read::{ChildrenOf, ReadAhead};
 pub use registry::{open, Session};
 pub use replica::Replica;
 pub use stats::StatsSnapshot;

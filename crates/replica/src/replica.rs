@@ -19,6 +19,7 @@ use crate::read::core::Core;
 use crate::read::current::Current;
 use crate::read::follower::Follower;
 use crate::read::pages::{PageReader, ReadAhead};
+use crate::read::tree::ChildrenOf;
 use crate::stats::StatsSnapshot;
 use crate::store::layout::layout_for_url;
 use crate::store::listing::list_all;
@@ -212,6 +213,23 @@ impl Replica {
     /// itself.
     pub fn prefetch(self: &Arc<Self>, version: &Version, pgnos: &[u32]) {
         self.pages.prefetch(version, pgnos)
+    }
+
+    /// Starts fetching, in the background, the children of `parents` (pages of `version`, whose
+    /// children `children` reads), as many as the cache has room for: a scan will walk them.
+    /// Children close enough together in a file share large GETs.
+    pub fn prefetch_below(
+        self: &Arc<Self>,
+        version: &Version,
+        parents: &[u32],
+        children: ChildrenOf,
+    ) {
+        self.pages.prefetch_below(version, parents, children)
+    }
+
+    /// How many pages of `page_size` a prefetch may bring ahead of the reader now.
+    pub fn prefetch_room(&self, page_size: u32) -> usize {
+        crate::read::cache::prefetch_room(&self.core.catalog.cache, page_size)
     }
 
     /// Starts hydrating (once per replica; later calls with other options only log).

@@ -22,6 +22,18 @@ struct Interior {
     next: usize,
     streak: u32,
     prefetched: bool,
+    /// Children (themselves interior pages) whose own children were handed to the engine,
+    /// `children[..below_until]`.
+    below_until: usize,
+}
+
+/// What to fetch ahead of a scan.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Prefetch {
+    /// These pages.
+    Pages(Vec<u32>),
+    /// The children of these interior pages: the leaves of many subtrees, known at once.
+    Below(Vec<u32>),
 }
 
 /// Per-connection detector.
@@ -31,21 +43,60 @@ pub struct ScanDetector {
 }
 
 impl ScanDetector {
-    /// Called with every page read. Returns the pages to prefetch when this read continues an
-    /// in-order walk over an interior page's children.
-    pub fn observe(&mut self, pgno: u32, page: &[u8]) -> Option<Vec<u32>> {
+    /// Called with every page read. Returns what to prefetch when this read continues an
+    /// in-order walk over an interior page's children. `room` says how many pages may be
+    /// fetched ahead now (asked only when a walk goes one level down from an upper level).
+    ///
+    /// A walk over the children of a lower interior page prefetches its remaining children. A
+    /// walk over the children of an upper one (whose children are interior pages) prefetches
+    /// the children of its next children, as many subtrees as `room` holds, and again once the
+    /// walk is half way through them: the leaves of many subtrees known at once can share
+    /// large GETs, the hundred leaves of one cannot.
+    pub fn observe(
+        &mut self,
+        pgno: u32,
+        page: &[u8],
+        room: impl FnOnce() -> usize,
+    ) -> Option<Prefetch> {
         let mut out = None;
+        let kids = interior_children(pgno, page);
+        let mut room = Some(room);
+        let mut covered = false;
         for t in &mut self.tracked {
-            if t.children.get(t.next) == Some(&pgno) {
-                t.next += 1;
-                t.streak += 1;
-                if t.streak >= STREAK && !t.prefetched {
-                    t.prefetched = true;
-                    out = Some(t.children[t.next..].to_vec());
+            if t.children.get(t.next) != Some(&pgno) {
+                continue;
+            }
+            let at = t.next;
+            t.next += 1;
+            t.streak += 1;
+            if t.streak < STREAK {
+                continue;
+            }
+            match &kids {
+                Some(grand) => {
+                    let fanout = grand.len().max(1);
+                    let window = room.take().map_or(1, |r| r() / fanout).max(1);
+                    if at + window / 2 >= t.below_until {
+                        let from = at.max(t.below_until);
+                        let to = (at + window).min(t.children.len());
+                        if from < to {
+                            out = Some(Prefetch::Below(t.children[from..to].to_vec()));
+                            t.below_until = to;
+                        }
+                    }
+                    covered |= at < t.below_until;
                 }
+                None if !t.prefetched => {
+                    t.prefetched = true;
+                    let rest = t.children[t.next..].to_vec();
+                    if !rest.is_empty() && out.is_none() {
+                        out = Some(Prefetch::Pages(rest));
+                    }
+                }
+                None => {}
             }
         }
-        if let Some(children) = interior_children(pgno, page) {
+        if let Some(children) = kids {
             self.tracked.retain(|t| t.pgno != pgno);
             if self.tracked.len() == TRACKED {
                 self.tracked.remove(0);
@@ -55,10 +106,12 @@ impl ScanDetector {
                 children,
                 next: 0,
                 streak: 0,
-                prefetched: false,
+                // Its children are being fetched already.
+                prefetched: covered,
+                below_until: 0,
             });
         }
-        out.filter(|v| !v.is_empty())
+        out
     }
 }
 
@@ -103,6 +156,10 @@ mod tests {
         page
     }
 
+    fn no_room() -> usize {
+        unreachable!("room is asked only one level above the leaves")
+    }
+
     #[test]
     fn parses_table_and_index_interiors_and_page_one() {
         let kids = [7, 3, 90, 12];
@@ -132,10 +189,13 @@ mod tests {
         let mut d = ScanDetector::default();
         let kids = [40, 11, 73, 25, 60];
         let leaf = vec![0x0du8; 4096];
-        assert_eq!(d.observe(9, &interior(0x05, 0, &kids)), None);
-        assert_eq!(d.observe(40, &leaf), None);
-        assert_eq!(d.observe(11, &leaf), Some(vec![73, 25, 60]));
-        assert_eq!(d.observe(73, &leaf), None, "prefetched once");
+        assert_eq!(d.observe(9, &interior(0x05, 0, &kids), no_room), None);
+        assert_eq!(d.observe(40, &leaf, no_room), None);
+        assert_eq!(
+            d.observe(11, &leaf, no_room),
+            Some(Prefetch::Pages(vec![73, 25, 60]))
+        );
+        assert_eq!(d.observe(73, &leaf, no_room), None, "prefetched once");
     }
 
     #[test]
@@ -145,8 +205,48 @@ mod tests {
         let leaf = vec![0x0du8; 4096];
         // Descents to children 2 (index 2) then 0: never two in order.
         for child in [4, 2, 5, 3] {
-            assert_eq!(d.observe(9, &root), None);
-            assert_eq!(d.observe(child, &leaf), None);
+            assert_eq!(d.observe(9, &root, no_room), None);
+            assert_eq!(d.observe(child, &leaf, no_room), None);
         }
+    }
+
+    #[test]
+    fn a_walk_over_upper_children_prefetches_below_them_in_windows() {
+        let mut d = ScanDetector::default();
+        // A root over 10 interior pages (100..110), each over 4 leaves.
+        let subtrees: Vec<u32> = (100..110).collect();
+        let lower = |i: u32| interior(0x05, 0, &[i * 10, i * 10 + 1, i * 10 + 2, i * 10 + 3]);
+        let leaf = vec![0x0du8; 4096];
+        // Room for 12 pages: 3 subtrees of 4 leaves at a time.
+        let room = || 12;
+        assert_eq!(d.observe(2, &interior(0x05, 0, &subtrees), room), None);
+        // The first subtree: its leaves are prefetched the ordinary way.
+        assert_eq!(d.observe(100, &lower(100), room), None);
+        assert_eq!(d.observe(1000, &leaf, room), None);
+        assert_eq!(
+            d.observe(1001, &leaf, room),
+            Some(Prefetch::Pages(vec![1002, 1003]))
+        );
+        assert_eq!(d.observe(1002, &leaf, room), None);
+        assert_eq!(d.observe(1003, &leaf, room), None);
+        // The walk reaches the second subtree: the leaves of three subtrees from there.
+        assert_eq!(
+            d.observe(101, &lower(101), room),
+            Some(Prefetch::Below(vec![101, 102, 103]))
+        );
+        // Its leaves are covered: no ordinary prefetch of them.
+        for l in 1010..1014 {
+            assert_eq!(d.observe(l, &leaf, room), None);
+        }
+        assert_eq!(d.observe(102, &lower(102), room), None);
+        for l in 1020..1024 {
+            assert_eq!(d.observe(l, &leaf, room), None);
+        }
+        // Past half way through the window (103 of 101..104): the next one, from where the
+        // last ended.
+        assert_eq!(
+            d.observe(103, &lower(103), room),
+            Some(Prefetch::Below(vec![104, 105]))
+        );
     }
 }

@@ -11,7 +11,7 @@ use sqlite_plugin::flags::LockLevel;
 use sqlite_plugin::vars;
 use sqlite_plugin::vfs::VfsResult;
 
-use crate::btree::ScanDetector;
+use crate::btree::{interior_children, Prefetch, ScanDetector};
 use crate::config::Config;
 use crate::dirty::Dirty;
 use crate::errors;
@@ -259,8 +259,13 @@ impl MainDb {
             errors::read_code(&e)
         })?;
         if self.local.is_none() {
-            if let Some(next) = self.scans.observe(pgno, &self.page) {
-                session.prefetch(v, &next);
+            let room = || session.prefetch_room(v.page_size());
+            match self.scans.observe(pgno, &self.page, room) {
+                Some(Prefetch::Pages(next)) => session.prefetch(v, &next),
+                Some(Prefetch::Below(parents)) => {
+                    session.prefetch_below(v, &parents, interior_children)
+                }
+                None => {}
             }
         }
         if pgno == 1 {

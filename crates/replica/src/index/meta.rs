@@ -9,6 +9,7 @@ use object_store::path::Path;
 
 use crate::error::{Error, Result};
 use crate::index::frames::FrameIndex;
+use crate::index::head;
 use crate::index::loc::PageLoc;
 use crate::stats::Stats;
 use crate::store::listing::{FileInfo, FileKey};
@@ -143,7 +144,7 @@ pub(crate) async fn load(
     }
     let (header, index, pages) = {
         let (head, tail) = futures::try_join!(
-            remote.get_range(&path, 0..ltx::HEADER_SIZE as u64),
+            remote.get_range(&path, head::range(info.size)),
             remote.get_tail(&path, info.size, suffix_guess(info.size)),
         )?;
         let header = ltx::Header::decode(&head).map_err(corrupt)?;
@@ -161,7 +162,8 @@ pub(crate) async fn load(
                 }
             }
         };
-        (header, index, Vec::new())
+        let pages = head::pages(&head, &index, header.page_size, &path)?;
+        (header, index, pages)
     };
     Ok(Loaded {
         meta: Arc::new(FileMeta::new(id, info, path, header, &index)?),

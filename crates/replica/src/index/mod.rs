@@ -3,6 +3,7 @@
 //! at one TXID ([`version`], whose page map is `pagemap`). Uses the store to fetch a file's index; nothing above it.
 
 pub mod frames;
+pub(crate) mod head;
 pub(crate) mod loc;
 pub mod meta;
 mod pagemap;

@@ -2,7 +2,8 @@
 //! S3-FIFO). Keys never go stale, since LTX files are immutable.
 
 use bytes::Bytes;
-use quick_cache::sync::Cache;
+use quick_cache::sync::{Cache, DefaultLifecycle, PlaceholderGuard};
+use quick_cache::DefaultHashBuilder;
 
 #[derive(Clone)]
 pub(crate) struct PageWeighter;
@@ -15,6 +16,25 @@ impl quick_cache::Weighter<(u64, u64), Bytes> for PageWeighter {
 }
 
 pub(crate) type PageCache = Cache<(u64, u64), Bytes, PageWeighter>;
+
+/// A page claimed in the cache by the fetch that will fill it: readers wait for it.
+pub(crate) type Claim<'c> = PlaceholderGuard<
+    'c,
+    (u64, u64),
+    Bytes,
+    PageWeighter,
+    DefaultHashBuilder,
+    DefaultLifecycle<(u64, u64), Bytes>,
+>;
+
+/// How many pages of `page_size` a prefetch may bring ahead of the reader: the room left in the
+/// cache, at least 1/32 of it, at most half. Pages fetched ahead into a full cache are the first
+/// evicted, so more than the room would be fetched for nothing.
+pub(crate) fn prefetch_room(cache: &PageCache, page_size: u32) -> usize {
+    let cap = cache.capacity();
+    let room = cap.saturating_sub(cache.weight()).clamp(cap / 32, cap / 2);
+    (room / (u64::from(page_size) + 64)) as usize
+}
 
 /// An empty cache holding at most `bytes`.
 pub(crate) fn new(bytes: u64) -> PageCache {

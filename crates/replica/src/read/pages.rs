@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::index::loc::{coalesce, run_span, PageLoc, Run};
 use crate::index::meta::FileMeta;
 use crate::index::version::Version;
+use crate::read::cache::{Claim, PageCache};
 use crate::read::core::Core;
 use crate::runtime;
 use crate::stats::Stats;
@@ -28,6 +29,10 @@ const MAX_PREFETCH_PAGES: usize = 1024;
 const PREFETCH_GAP: u64 = 64 * 1024;
 /// Prefetch GETs in flight per replica, so a long scan cannot flood the store.
 const PREFETCH_PARALLEL: usize = 8;
+
+/// Pages claimed in the cache (placeholders) by a fetch, by frame offset: readers of those
+/// pages wait for the fetch instead of sending their own GET.
+pub(super) type Claims<'c> = HashMap<u64, Claim<'c>>;
 
 /// Sequential-access detector of one connection: consecutive misses double the read-ahead window.
 #[derive(Debug, Default)]
@@ -186,10 +191,25 @@ impl PageReader {
         }
     }
 
+    /// The page cache.
+    pub(super) fn cache(&self) -> &PageCache {
+        &self.core.catalog.cache
+    }
+
+    /// One of the replica's prefetch slots, held while a prefetch GET is in flight.
+    pub(super) async fn slot(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        self.prefetch_slots.acquire().await.ok()
+    }
+
     async fn prefetch_span(&self, file: &FileMeta, span: Run, page_size: u32) -> Result<()> {
-        let _slot = self.prefetch_slots.acquire().await;
-        // Claim the pages no reader has cached or claimed meanwhile; a reader arriving later
-        // waits on the claim instead of fetching the page again.
+        let _slot = self.slot().await;
+        let (run, claims) = self.claim(file, span);
+        self.fetch_claimed(file, run, claims, page_size).await
+    }
+
+    /// Claims the pages of `span` no reader has cached or claimed meanwhile; a reader arriving
+    /// later waits on the claim instead of fetching the page again. Returns the pages claimed.
+    pub(super) fn claim<'c>(&'c self, file: &FileMeta, span: Run) -> (Run, Claims<'c>) {
         let mut claims = HashMap::new();
         let mut run = Vec::new();
         for (p, l) in span {
@@ -203,6 +223,18 @@ impl PageReader {
                 run.push((p, l));
             }
         }
+        (run, claims)
+    }
+
+    /// Fetches the claimed pages `run` of `file` in one GET and fills their claims, which wakes
+    /// the readers waiting on them.
+    pub(super) async fn fetch_claimed(
+        &self,
+        file: &FileMeta,
+        run: Run,
+        mut claims: Claims<'_>,
+        page_size: u32,
+    ) -> Result<()> {
         if run.is_empty() {
             return Ok(());
         }

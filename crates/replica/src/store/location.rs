@@ -125,15 +125,17 @@ pub fn connect_with(url: &str, env: Env<'_>, create: bool) -> Result<Location> {
                     )));
                 }
             };
+            // With an endpoint, credentials are explicit (see above): every request goes there.
+            let plain_http = endpoint.as_deref().is_some_and(is_plain_http);
             let mut b = b
                 .with_bucket_name(&bucket)
                 .with_region(region)
-                .with_client_options(client_options(env, skip_verify)?)
+                .with_client_options(client_options(env, skip_verify, plain_http)?)
                 .with_retry(retry_config());
             if let Some(ep) = endpoint {
                 b = b
                     .with_endpoint(&ep)
-                    .with_allow_http(ep.starts_with("http://"))
+                    .with_allow_http(plain_http)
                     .with_virtual_hosted_style_request(force_path_style == Some(false));
             }
             located(b.build(), path, display)
@@ -145,7 +147,7 @@ pub fn connect_with(url: &str, env: Env<'_>, create: bool) -> Result<Location> {
                 env,
                 &display,
             )?;
-            let opts = cloud_options(env, "GOOGLE_ALLOW_HTTP", g.plain_http)?;
+            let opts = cloud_options(env, "GOOGLE_ALLOW_HTTP", g.plain_http, g.endpoint_only)?;
             let built = g.builder.with_client_options(opts);
             located(built.with_retry(retry_config()).build(), path, display)
         }
@@ -160,7 +162,7 @@ pub fn connect_with(url: &str, env: Env<'_>, create: bool) -> Result<Location> {
                 env,
                 &display,
             )?;
-            let opts = cloud_options(env, "AZURE_ALLOW_HTTP", a.plain_http)?;
+            let opts = cloud_options(env, "AZURE_ALLOW_HTTP", a.plain_http, a.endpoint_only)?;
             let built = a.builder.with_client_options(opts);
             located(built.with_retry(retry_config()).build(), path, display)
         }
@@ -222,13 +224,24 @@ fn bucket(url: &url::Url, display: &str) -> Result<String> {
 
 /// Client options of GCS and Azure: plain http for an `http://` endpoint, or everywhere when
 /// the store's own variable (`allow_var`) says so. Setting our options replaces the store's,
-/// so that variable would otherwise be lost.
-fn cloud_options(env: Env<'_>, allow_var: &str, plain_http: bool) -> Result<ClientOptions> {
+/// so that variable would otherwise be lost. `endpoint_only`: no request goes elsewhere (no
+/// token service), so a plain-http endpoint needs no TLS at all.
+fn cloud_options(
+    env: Env<'_>,
+    allow_var: &str,
+    plain_http: bool,
+    endpoint_only: bool,
+) -> Result<ClientOptions> {
     let allow = match env(allow_var) {
         Some(v) => parse_bool(&v, allow_var)?,
         None => false,
     };
-    Ok(client_options(env, false)?.with_allow_http(allow || plain_http))
+    Ok(client_options(env, false, plain_http && endpoint_only)?
+        .with_allow_http(allow || plain_http))
+}
+
+fn is_plain_http(endpoint: &str) -> bool {
+    endpoint.starts_with("http://")
 }
 
 fn parse_bool(v: &str, what: &str) -> Result<bool> {
@@ -246,12 +259,17 @@ fn parse_bool(v: &str, what: &str) -> Result<bool> {
 /// connection and never answers is caught by the read timeout, which restarts on every chunk
 /// received, so a slow but live transfer of a large range is not cut off; the total timeout
 /// only bounds a trickle.
-fn client_options(env: Env<'_>, skip_verify: bool) -> Result<ClientOptions> {
+///
+/// `plain_http_only`: every request goes to a plain-http endpoint. The system's certificate
+/// store is then not loaded: reading and parsing it costs 6-14 ms of every open, for TLS that
+/// is never spoken.
+fn client_options(env: Env<'_>, skip_verify: bool, plain_http_only: bool) -> Result<ClientOptions> {
     let mut o = ClientOptions::new()
         .with_connect_timeout(Duration::from_secs(3))
         .with_read_timeout(Duration::from_secs(10))
         .with_timeout(Duration::from_secs(60))
-        .with_pool_idle_timeout(Duration::from_secs(60));
+        .with_pool_idle_timeout(Duration::from_secs(60))
+        .with_no_system_certificates(plain_http_only);
     if skip_verify {
         o = o.with_allow_invalid_certificates(true);
     }
@@ -412,6 +430,47 @@ mod tests {
         ] {
             connect("abs://ctr/db", &env).unwrap();
         }
+    }
+
+    #[test]
+    fn only_plain_http_endpoints_skip_the_system_certificate_store() {
+        let none = env_of(&[]);
+        let skips = |o: ClientOptions| {
+            o.get_config_value(&object_store::ClientConfigKey::NoSystemCertificates)
+                .as_deref()
+                == Some("true")
+        };
+        assert!(skips(client_options(&none, false, true).unwrap()));
+        assert!(!skips(client_options(&none, false, false).unwrap()));
+        // GCS and Azure: plain http alone is not enough while a token service may be asked.
+        assert!(skips(
+            cloud_options(&none, "GOOGLE_ALLOW_HTTP", true, true).unwrap()
+        ));
+        assert!(!skips(
+            cloud_options(&none, "GOOGLE_ALLOW_HTTP", true, false).unwrap()
+        ));
+        assert!(!skips(
+            cloud_options(&none, "GOOGLE_ALLOW_HTTP", false, true).unwrap()
+        ));
+        let anon = gcs::gcs(
+            "b".into(),
+            Some("http://127.0.0.1:1".into()),
+            &none,
+            "gs://b",
+        )
+        .unwrap();
+        assert!(anon.plain_http && anon.endpoint_only);
+        let sa = env_of(&[("GOOGLE_SERVICE_ACCOUNT_KEY", "{}")]);
+        let signed =
+            gcs::gcs("b".into(), Some("http://127.0.0.1:1".into()), &sa, "gs://b").unwrap();
+        assert!(signed.plain_http && !signed.endpoint_only);
+        let key = env_of(&[("LITESTREAM_AZURE_ACCOUNT_KEY", "a2V5")]);
+        let ep = Some("http://127.0.0.1:1/a".to_string());
+        let a = azure::azure("c".into(), Some("a".into()), ep.clone(), &key, "abs://a@c").unwrap();
+        assert!(a.plain_http && a.endpoint_only);
+        let ad = env_of(&[("AZURE_CREDENTIAL_TYPE", "managed_identity")]);
+        let a = azure::azure("c".into(), Some("a".into()), ep, &ad, "abs://a@c").unwrap();
+        assert!(a.plain_http && !a.endpoint_only);
     }
 
     #[test]

@@ -47,6 +47,8 @@ pub(super) struct Azure {
     pub builder: MicrosoftAzureBuilder,
     /// Plain-http endpoint (Azurite, a proxy): http must be allowed for it.
     pub plain_http: bool,
+    /// Every request goes to the endpoint (a key or a SAS token: no token service is asked).
+    pub endpoint_only: bool,
 }
 
 pub(super) fn azure(
@@ -91,6 +93,7 @@ pub(super) fn azure(
     let mut b = MicrosoftAzureBuilder::new()
         .with_container_name(container)
         .with_account(&account);
+    let endpoint_only = sas.is_some() || key.is_some();
     if let Some(sas) = sas {
         b = b.with_config(AzureConfigKey::SasKey, sas);
     } else if let Some(key) = key {
@@ -122,6 +125,7 @@ pub(super) fn azure(
     Ok(Azure {
         builder: b,
         plain_http,
+        endpoint_only,
     })
 }
 

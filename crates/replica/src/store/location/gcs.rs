@@ -22,6 +22,8 @@ pub(super) struct Gcs {
     pub builder: GoogleCloudStorageBuilder,
     /// Plain-http endpoint (an emulator, a proxy): http must be allowed for it.
     pub plain_http: bool,
+    /// Every request goes to the endpoint (anonymous: no token service is asked).
+    pub endpoint_only: bool,
 }
 
 pub(super) fn gcs(
@@ -56,10 +58,12 @@ pub(super) fn gcs(
     let plain_http = endpoint
         .as_deref()
         .is_some_and(|e| e.starts_with("http://"));
+    let mut endpoint_only = false;
     match endpoint {
         Some(ep) => {
             b = b.with_base_url(ep.trim_end_matches('/'));
             if emulator || !explicit {
+                endpoint_only = true;
                 // Anonymous: an emulator checks no credentials. Reads and listings skip the
                 // signature; object_store's uploads and deletions ask the credential provider
                 // whatever that setting says, so it must be a static empty token, or they
@@ -82,6 +86,7 @@ pub(super) fn gcs(
     Ok(Gcs {
         builder: b,
         plain_http,
+        endpoint_only,
     })
 }
 
