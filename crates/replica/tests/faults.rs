@@ -16,7 +16,8 @@ use object_store::local::LocalFileSystem;
 use replica::location::Location;
 use replica::store::faults::{Fault, FaultyStore, Op};
 use replica::{
-    CompactionOptions, HydrationOptions, HydrationState, Replica, ReplicaOptions, WriteOptions,
+    CompactionOptions, HydrationOptions, HydrationState, Replica, ReplicaOptions, TxPages,
+    WriteOptions,
 };
 
 const POLL: Duration = Duration::from_secs(1);
@@ -169,7 +170,11 @@ async fn writer() -> (tempfile::TempDir, ReplicaDir, FaultyStore, Arc<Replica>) 
 /// Commits a one-page change of page `pgno` (the database has `commit` pages).
 fn commit(s: &Arc<Replica>, pgno: u32, txid: u64, commit: u32) {
     let p = Bytes::from(page(pgno, txid));
-    s.commit(vec![(pgno, p)], commit, PAGE_SIZE, true).unwrap();
+    let pages = TxPages {
+        count: 1,
+        pages: Box::new(std::iter::once(Ok((pgno, p)))),
+    };
+    s.commit(pages, commit, PAGE_SIZE, true).unwrap();
 }
 
 /// Checks that the level-0 file `txid` in the replica directory holds exactly `want`: page
