@@ -41,7 +41,7 @@ const KIND_INTENT: u8 = 2;
 const SPARE_LOW: u64 = 64 << 10;
 const SPARE_MIN: u64 = 1 << 20;
 const SPARE_MAX: u64 = 16 << 20;
-const ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
 /// Records are written and read in pieces of about this size.
 const CHUNK: usize = 1 << 20;
 /// Bytes of a commit body before its pages: seq, size, page size, time, page count.
