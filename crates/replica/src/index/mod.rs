@@ -8,4 +8,6 @@ pub(crate) mod loc;
 pub mod meta;
 mod pagemap;
 pub mod plan;
+#[cfg(test)]
+mod testing;
 pub mod version;

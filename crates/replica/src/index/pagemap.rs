@@ -123,157 +123,28 @@ fn holds_every_page(f: &FileMeta) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::index::version::Version;
+    use crate::index::testing::lock_page_history;
     use crate::store::listing::FileInfo;
-    use proptest::prelude::*;
-
-    /// A file of TXID `txid` leaving the database at `commit` pages, holding `pages` (ascending)
-    /// with frames of `size(pgno)` bytes.
-    fn file(txid: u64, page_size: u32, commit: u32, pages: &[u32]) -> Arc<FileMeta> {
-        let mut offset = ltx::HEADER_SIZE as u64;
-        let entries: Vec<ltx::PageIndexEntry> = pages
-            .iter()
-            .map(|&pgno| {
-                let size = 20 + (pgno.wrapping_mul(2_654_435_761) ^ txid as u32) % 4000;
-                let e = ltx::PageIndexEntry { pgno, offset, size };
-                offset += u64::from(size);
-                e
-            })
-            .collect();
-        let min = if txid == 1 { 1 } else { txid };
-        let info = FileInfo {
-            level: 0,
-            min_txid: min,
-            max_txid: txid,
-            size: offset + 1000,
-            created_ms: txid as i64,
-        };
-        let header = ltx::Header::unchecksummed(page_size, commit, min, txid, txid as i64);
-        let path = format!("ltx/0/{txid:016x}.ltx").into();
-        Arc::new(FileMeta::new(txid, &info, path, header, &entries).unwrap())
-    }
-
-    /// The page map as it was: a vector of every page's location, resized to each file's size
-    /// and overwritten with its pages.
-    fn naive(files: &[Arc<FileMeta>]) -> Vec<Option<PageLoc>> {
-        let mut pages: Vec<Option<PageLoc>> = Vec::new();
-        for (file, f) in files.iter().enumerate() {
-            pages.resize(f.header.commit as usize, None);
-            for e in f.index.entries() {
-                pages[e.pgno as usize - 1] = Some(PageLoc {
-                    file: file as u32,
-                    size: e.size,
-                    offset: e.offset,
-                });
-            }
-        }
-        pages
-    }
-
-    fn assert_same(v: &Version, files: &[Arc<FileMeta>]) {
-        let model = naive(files);
-        assert_eq!(v.commit() as usize, model.len());
-        assert_eq!(v.files().len(), files.len());
-        for pgno in 0..=model.len() as u32 + 2 {
-            let want = pgno
-                .checked_sub(1)
-                .and_then(|i| model.get(i as usize).copied().flatten());
-            assert_eq!(v.raw_loc(pgno), want, "page {pgno}");
-            if let Some((meta, loc)) = v.loc(pgno) {
-                assert!(Arc::ptr_eq(meta, &files[loc.file as usize]));
-            }
-        }
-    }
-
-    /// How one file of a random history is made.
-    #[derive(Clone, Debug)]
-    enum Kind {
-        /// Every page of the new size.
-        Full,
-        /// Some pages, plus every page the database grew by (as Litestream writes them).
-        Change(Vec<u32>),
-        /// Some pages only: regrown pages it lacks must read as absent.
-        Bare(Vec<u32>),
-    }
-
-    fn history() -> impl Strategy<Value = Vec<(u32, Kind, bool)>> {
-        let kind = prop_oneof![
-            1 => Just(Kind::Full),
-            4 => prop::collection::vec(1u32..=300, 0..40).prop_map(Kind::Change),
-            2 => prop::collection::vec(1u32..=300, 0..40).prop_map(Kind::Bare),
-        ];
-        // (new size, what the file holds, whether a new apply call starts with it).
-        prop::collection::vec((1u32..=300, kind, any::<bool>()), 1..24)
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(200))]
-
-        #[test]
-        fn every_page_lies_where_the_naive_map_puts_it(steps in history()) {
-            let mut files: Vec<Arc<FileMeta>> = Vec::new();
-            let mut versions: Vec<(Version, usize)> = Vec::new();
-            let mut batch: Vec<Arc<FileMeta>> = Vec::new();
-            let mut v = Version::empty(4096);
-            let mut prev = 0;
-            for (i, (commit, kind, cut)) in steps.into_iter().enumerate() {
-                let mut pages: Vec<u32> = match kind {
-                    Kind::Full => (1..=commit).collect(),
-                    Kind::Change(p) => p.into_iter().chain(prev + 1..=commit).collect(),
-                    Kind::Bare(p) => p,
-                };
-                pages.retain(|&p| p <= commit);
-                pages.sort_unstable();
-                pages.dedup();
-                prev = commit;
-                let f = file(i as u64 + 1, 4096, commit, &pages);
-                files.push(f.clone());
-                batch.push(f);
-                if cut {
-                    v = v.apply(&batch).unwrap();
-                    batch.clear();
-                    versions.push((v.clone(), files.len()));
-                }
-            }
-            v = v.apply(&batch).unwrap();
-            versions.push((v, files.len()));
-            // Every version, the old ones included, still reads as it did.
-            for (v, n) in &versions {
-                assert_same(v, &files[..*n]);
-            }
-        }
-    }
+    use ltx::lock_pgno;
 
     #[test]
     fn a_full_file_around_the_lock_page_becomes_the_base() {
         // 64 KiB pages put the lock page at 16385.
-        let lock = ltx::lock_pgno(65536);
-        let full = |txid, commit: u32| {
-            let pages: Vec<u32> = (1..=commit).filter(|&p| p != lock).collect();
-            file(txid, 65536, commit, &pages)
-        };
-        let files = vec![
-            full(1, lock + 40),
-            file(2, 65536, lock + 60, &[3, lock - 1, lock + 41, lock + 60]),
-            file(3, 65536, lock - 5, &[7]),
-            full(4, lock + 10),
-            file(5, 65536, lock + 20, &[2, lock + 11]),
-        ];
+        let files = lock_page_history();
         let map = |files: &[Arc<FileMeta>]| {
             let mut m = PageMap::default();
             files.iter().for_each(|f| m.apply(f).unwrap());
             m
         };
         let m = map(&files);
-        assert_eq!((m.base, m.low, m.changed.len()), (Some(3), lock + 10, 2));
-        let v = Version::build(&files).unwrap();
-        assert_same(&v, &files);
-        assert_eq!(v.raw_loc(lock), None);
+        assert_eq!(
+            (m.base, m.low, m.changed.len()),
+            (Some(3), lock_pgno(65536) + 10, 2)
+        );
         // The truncation dropped file 1's pages above the new size from the changed map.
         let m = map(&files[..3]);
-        assert_eq!((m.base, m.low), (Some(0), lock - 5));
+        assert_eq!((m.base, m.low), (Some(0), lock_pgno(65536) - 5));
         assert_eq!(m.changed.keys().copied().collect::<Vec<_>>(), [3, 7]);
-        assert_same(&Version::build(&files[..3]).unwrap(), &files[..3]);
     }
 
     #[test]
