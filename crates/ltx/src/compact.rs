@@ -9,11 +9,13 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::io::Write;
 
 use crate::encoder::Encoder;
 use crate::error::{Error, Result};
 use crate::file::PageReader;
 use crate::header::{Header, HEADER_FLAG_NO_CHECKSUM};
+use crate::source::FileSource;
 
 /// The file [`compact`] produced.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,6 +49,19 @@ pub struct Compacted {
 /// Every input is fully verified (file checksum included); an error about one input is
 /// [`Error::CompactInput`] with its position.
 pub fn compact<B: AsRef<[u8]>>(inputs: &[B], flags: u32) -> Result<Compacted> {
+    let sources: Vec<&[u8]> = inputs.iter().map(AsRef::as_ref).collect();
+    let (header, bytes) = compact_into(sources, flags, Vec::new())?;
+    Ok(Compacted { header, bytes })
+}
+
+/// [`compact`] for inputs of any size: each is read by range from its [`FileSource`] and the
+/// output is streamed into `out`, so memory holds a few pages and the inputs' page indexes.
+/// Returns the output's header and `out`; after an error `out` holds an incomplete file.
+pub fn compact_into<S: FileSource, W: Write>(
+    inputs: Vec<S>,
+    flags: u32,
+    out: W,
+) -> Result<(Header, W)> {
     if inputs.is_empty() {
         return Err(Error::CompactNoInputs);
     }
@@ -57,9 +72,9 @@ pub fn compact<B: AsRef<[u8]>>(inputs: &[B], flags: u32) -> Result<Compacted> {
         }
     };
     let mut readers = inputs
-        .iter()
+        .into_iter()
         .enumerate()
-        .map(|(i, b)| PageReader::new(b.as_ref()).map_err(in_input(i)))
+        .map(|(i, s)| PageReader::new(s).map_err(in_input(i)))
         .collect::<Result<Vec<_>>>()?;
     let headers: Vec<Header> = readers.iter().map(|r| r.header().clone()).collect();
     check_sequence(&headers)?;
@@ -88,7 +103,7 @@ pub fn compact<B: AsRef<[u8]>>(inputs: &[B], flags: u32) -> Result<Compacted> {
     let snapshot = header.is_snapshot();
     let lock = header.lock_pgno();
     let commit = header.commit;
-    let mut enc = Encoder::new(header)?;
+    let mut enc = Encoder::to_writer(header, out)?;
 
     // kept_below[i]: the smallest database size after input i was applied, i.e. the highest
     // page of input i that survives every later truncation.
@@ -160,8 +175,8 @@ pub fn compact<B: AsRef<[u8]>>(inputs: &[B], flags: u32) -> Result<Compacted> {
         post_apply = summary.trailer.post_apply_checksum;
     }
     let header = enc.header().clone();
-    let bytes = enc.finish(if no_checksum { 0 } else { post_apply })?;
-    Ok(Compacted { header, bytes })
+    let out = enc.finish(if no_checksum { 0 } else { post_apply })?;
+    Ok((header, out))
 }
 
 /// Same page size everywhere, and each input continues the previous one (Go's
@@ -190,7 +205,7 @@ fn check_sequence(headers: &[Header]) -> Result<()> {
 }
 
 /// Reads the next page of `r`, which the heap says is `pgno`.
-fn read_expecting(r: &mut PageReader<'_>, page: &mut [u8], pgno: u32) -> Result<()> {
+fn read_expecting<S: FileSource>(r: &mut PageReader<S>, page: &mut [u8], pgno: u32) -> Result<()> {
     match r.next_page(page)? {
         Some(got) if got == pgno => Ok(()),
         // next_page checks each frame against the index entry peek_pgno returned.

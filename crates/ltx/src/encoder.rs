@@ -1,4 +1,7 @@
-//! In-memory encoder producing current-format files (flags `0x0001`: size prefix + LZ4 block).
+//! Encoder producing current-format files (flags `0x0001`: size prefix + LZ4 block), into memory
+//! or streamed into any [`std::io::Write`].
+
+use std::io::Write;
 
 use crate::checksum::{checksum_page, DatabaseChecksum, FileHasher};
 use crate::error::{Error, Result};
@@ -6,15 +9,20 @@ use crate::frame::{append_block_payload, SIZE_PREFIX_SIZE};
 use crate::header::{Header, Trailer, PAGE_HEADER_FLAG_SIZE, PAGE_HEADER_SIZE};
 use crate::index::{write_index, PageIndexEntry};
 
-/// Builds an LTX file in memory.
+/// Builds an LTX file in memory ([`Encoder::new`]) or streams it into a writer
+/// ([`Encoder::to_writer`]), holding one frame and the page index, whatever the file's size.
 ///
 /// Usage: [`Encoder::new`], [`Encoder::add_page`] for each page in ascending order, then
 /// [`Encoder::finish`]. The output is what Go's ltx ≥ 0.5.2 encoder writes, except that the
 /// compressed bytes (and so the file checksum) differ because LZ4 output is not canonical.
 #[derive(Debug)]
-pub struct Encoder {
+pub struct Encoder<W = Vec<u8>> {
     header: Header,
-    buf: Vec<u8>,
+    out: W,
+    /// Bytes written to `out` so far: the next frame's offset.
+    written: u64,
+    /// The frame being built, written out whole once it encoded.
+    frame: Vec<u8>,
     hasher: FileHasher,
     index: Vec<PageIndexEntry>,
     prev_pgno: u32,
@@ -22,18 +30,27 @@ pub struct Encoder {
     scratch: Vec<u8>,
 }
 
-impl Encoder {
-    /// Starts a file with `header`, which must pass [`Header::validate`].
+impl Encoder<Vec<u8>> {
+    /// Starts a file in memory with `header`, which must pass [`Header::validate`].
     pub fn new(header: Header) -> Result<Encoder> {
+        Encoder::to_writer(header, Vec::with_capacity(4096))
+    }
+}
+
+impl<W: Write> Encoder<W> {
+    /// Starts a file with `header` (which must pass [`Header::validate`]) streamed into `out`;
+    /// a write error is [`Error::Output`], after which the output is incomplete.
+    pub fn to_writer(header: Header, mut out: W) -> Result<Encoder<W>> {
         header.validate()?;
         let encoded = header.encode();
         let mut hasher = FileHasher::new();
         hasher.update(&encoded);
-        let mut buf = Vec::with_capacity(4096);
-        buf.extend_from_slice(&encoded);
+        write_out(&mut out, &encoded)?;
         Ok(Encoder {
             header,
-            buf,
+            out,
+            written: encoded.len() as u64,
+            frame: Vec::new(),
             hasher,
             index: Vec::new(),
             prev_pgno: 0,
@@ -72,38 +89,37 @@ impl Encoder {
         }
         self.header.check_next_page(self.prev_pgno, pgno)?;
 
-        let offset = self.buf.len();
-        let mut frame_header = [0u8; PAGE_HEADER_SIZE];
-        frame_header[..4].copy_from_slice(&pgno.to_be_bytes());
-        frame_header[4..].copy_from_slice(&PAGE_HEADER_FLAG_SIZE.to_be_bytes());
-        self.buf.extend_from_slice(&frame_header);
-        if let Err(e) = append_block_payload(&mut self.buf, pgno, data, &mut self.scratch) {
-            self.buf.truncate(offset);
-            return Err(e);
-        }
-        let hashed_end = offset + PAGE_HEADER_SIZE + SIZE_PREFIX_SIZE;
-        self.hasher.update(&self.buf[offset..hashed_end]);
+        let frame = &mut self.frame;
+        frame.clear();
+        frame.extend_from_slice(&pgno.to_be_bytes());
+        frame.extend_from_slice(&PAGE_HEADER_FLAG_SIZE.to_be_bytes());
+        append_block_payload(frame, pgno, data, &mut self.scratch)?;
+        write_out(&mut self.out, frame)?;
+        self.hasher
+            .update(&frame[..PAGE_HEADER_SIZE + SIZE_PREFIX_SIZE]);
         self.hasher.update(data);
         self.db_checksum.xor_page(checksum_page(pgno, data));
         self.index.push(PageIndexEntry {
             pgno,
-            offset: offset as u64,
-            size: (self.buf.len() - offset) as u32,
+            offset: self.written,
+            size: frame.len() as u32,
         });
+        self.written += frame.len() as u64;
         self.prev_pgno = pgno;
         Ok(())
     }
 
-    /// Writes the end marker, index and trailer and returns the file.
+    /// Writes the end marker, index and trailer and returns the output: the whole file for
+    /// [`Encoder::new`], the writer (flushed) for [`Encoder::to_writer`].
     ///
     /// `post_apply_checksum` must follow the trailer rules: 0 when the header says
     /// `HEADER_FLAG_NO_CHECKSUM`; otherwise flagged, `CHECKSUM_FLAG` itself for an empty
     /// database, and for snapshots equal to [`Encoder::database_checksum`] (readers recompute
     /// it). A snapshot must also have received every page up to its commit.
-    pub fn finish(self, post_apply_checksum: u64) -> Result<Vec<u8>> {
+    pub fn finish(self, post_apply_checksum: u64) -> Result<W> {
         let Encoder {
             header,
-            mut buf,
+            mut out,
             mut hasher,
             index,
             prev_pgno,
@@ -125,14 +141,20 @@ impl Encoder {
             });
         }
 
-        let tail_start = buf.len();
-        buf.extend_from_slice(&[0u8; PAGE_HEADER_SIZE]);
-        write_index(&mut buf, &index);
-        buf.extend_from_slice(&post_apply_checksum.to_be_bytes());
-        hasher.update(&buf[tail_start..]);
+        let mut tail = vec![0u8; PAGE_HEADER_SIZE];
+        write_index(&mut tail, &index);
+        tail.extend_from_slice(&post_apply_checksum.to_be_bytes());
+        hasher.update(&tail);
         trailer.file_checksum = hasher.finish();
         trailer.validate(&header)?;
-        buf.extend_from_slice(&trailer.file_checksum.to_be_bytes());
-        Ok(buf)
+        tail.extend_from_slice(&trailer.file_checksum.to_be_bytes());
+        write_out(&mut out, &tail)?;
+        out.flush().map_err(|e| Error::Output(e.to_string()))?;
+        Ok(out)
     }
+}
+
+fn write_out<W: Write>(out: &mut W, bytes: &[u8]) -> Result<()> {
+    out.write_all(bytes)
+        .map_err(|e| Error::Output(e.to_string()))
 }

@@ -229,6 +229,15 @@ pub enum Error {
         /// Database size of the output.
         commit: u32,
     },
+
+    /// The [`FileSource`](crate::FileSource) a file is read from failed.
+    #[error("cannot read the LTX file: {0}")]
+    Input(String),
+
+    /// The writer an [`Encoder`](crate::Encoder) streams into failed; the output is incomplete
+    /// and must be discarded.
+    #[error("cannot write the LTX file: {0}")]
+    Output(String),
 }
 
 /// Result type used throughout the crate.

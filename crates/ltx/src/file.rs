@@ -5,6 +5,7 @@ use crate::error::{Error, Result};
 use crate::frame::decode_frame_at;
 use crate::header::{Header, Trailer, HEADER_SIZE, PAGE_HEADER_SIZE, TRAILER_SIZE};
 use crate::index::{decode_page_index, page_index_location, PageIndexDecode, PageIndexEntry};
+use crate::source::FileSource;
 
 /// Everything in a file except the page contents.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,9 +63,10 @@ pub fn decode_file_with<F: FnMut(u32, &[u8])>(bytes: &[u8], mut visit: F) -> Res
     reader.finish()
 }
 
-/// Reads a whole file held in memory one page at a time, verifying as it goes: memory stays
-/// at one page however large the file, which is what lets [`compact`](crate::compact) merge
-/// many files without decoding them up front.
+/// Reads a whole file one page at a time, verifying as it goes: memory stays at one page (and
+/// one frame) plus the page index however large the file, which is what lets
+/// [`compact`](crate::compact) merge many files without decoding them up front. The file is any
+/// [`FileSource`]: bytes in memory, or a file the caller reads by range.
 ///
 /// Verified: the header; every frame decodes to exactly `page_size` bytes; page numbers are
 /// ascending, ≤ commit and never the lock page; a snapshot holds pages 1..=commit (minus the
@@ -76,12 +78,14 @@ pub fn decode_file_with<F: FnMut(u32, &[u8])>(bytes: &[u8], mut visit: F) -> Res
 ///
 /// The checks that need the whole file (checksum, trailer, completeness) happen in
 /// [`PageReader::finish`]; pages handed out before it are unverified by the file checksum.
-pub struct PageReader<'a> {
-    bytes: &'a [u8],
+pub struct PageReader<S> {
+    source: S,
+    /// Where bytes read from a source that is not in memory land.
+    buf: Vec<u8>,
     header: Header,
     index: Vec<PageIndexEntry>,
-    block_end: usize,
-    pos: usize,
+    block_end: u64,
+    pos: u64,
     frames: usize,
     prev: u32,
     hasher: FileHasher,
@@ -90,42 +94,51 @@ pub struct PageReader<'a> {
 }
 
 // Not derived: that would print the whole file.
-impl std::fmt::Debug for PageReader<'_> {
+impl<S: FileSource> std::fmt::Debug for PageReader<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PageReader")
             .field("header", &self.header)
-            .field("len", &self.bytes.len())
+            .field("len", &self.source.size())
             .field("pos", &self.pos)
             .field("frames", &self.frames)
             .finish_non_exhaustive()
     }
 }
 
-impl<'a> PageReader<'a> {
+/// Bytes of the file's end read first: enough for the index of a file of thousands of pages.
+const TAIL_GUESS: u64 = 64 << 10;
+
+impl<S: FileSource> PageReader<S> {
     /// Validates the header and decodes the page index; no page is decoded yet.
-    pub fn new(bytes: &'a [u8]) -> Result<PageReader<'a>> {
-        let header = Header::decode(bytes)?;
-        let file_size = bytes.len() as u64;
-        let index = match decode_page_index(file_size, bytes)? {
-            PageIndexDecode::Complete(index) => index,
-            // The tail is the whole file, so it always reaches the index.
-            PageIndexDecode::NeedTail(n) => {
-                return Err(Error::InvalidIndex(format!(
-                    "index needs {n} bytes but the file has {file_size}"
-                )))
-            }
-        };
-        let location = page_index_location(file_size, bytes)?;
+    pub fn new(source: S) -> Result<PageReader<S>> {
+        let file_size = source.size();
+        let mut buf = Vec::new();
+        let head = source.bytes(0, file_size.min(HEADER_SIZE as u64) as usize, &mut buf)?;
+        let header = Header::decode(head)?;
         let mut hasher = FileHasher::new();
-        hasher.update(&bytes[..HEADER_SIZE]);
+        hasher.update(&head[..HEADER_SIZE]);
+        let guess = file_size.min(TAIL_GUESS);
+        let mut tail = source.bytes(file_size - guess, guess as usize, &mut buf)?;
+        let index = match decode_page_index(file_size, tail)? {
+            PageIndexDecode::Complete(index) => index,
+            PageIndexDecode::NeedTail(n) if n <= file_size => {
+                tail = source.bytes(file_size - n, n as usize, &mut buf)?;
+                match decode_page_index(file_size, tail)? {
+                    PageIndexDecode::Complete(index) => index,
+                    PageIndexDecode::NeedTail(n) => return Err(short_index(n, file_size)),
+                }
+            }
+            PageIndexDecode::NeedTail(n) => return Err(short_index(n, file_size)),
+        };
+        let location = page_index_location(file_size, tail)?;
         let track_db = header.is_snapshot() && !header.no_checksum();
         Ok(PageReader {
-            bytes,
-            // ≤ file_size, which fits in usize because `bytes` exists.
-            block_end: location.page_block_end() as usize,
+            source,
+            buf,
+            block_end: location.page_block_end(),
             header,
             index,
-            pos: HEADER_SIZE,
+            pos: HEADER_SIZE as u64,
             frames: 0,
             prev: 0,
             hasher,
@@ -152,7 +165,14 @@ impl<'a> PageReader<'a> {
         if pos >= self.block_end {
             return Ok(None);
         }
-        let rest = &self.bytes[pos..self.block_end];
+        // The frame the index announces; where it announces something else, enough bytes for
+        // any frame, so that the error can say what the frame there really is.
+        let window = match self.index.get(self.frames) {
+            Some(e) if e.offset == pos => u64::from(e.size),
+            _ => 2 * u64::from(self.header.page_size) + 64,
+        }
+        .min(self.block_end - pos);
+        let rest = self.source.bytes(pos, window as usize, &mut self.buf)?;
         if rest.len() >= PAGE_HEADER_SIZE && rest[..PAGE_HEADER_SIZE] == [0; PAGE_HEADER_SIZE] {
             return Err(Error::InvalidIndex(format!(
                 "page block ends at offset {pos} but the index places its end at {}",
@@ -162,7 +182,7 @@ impl<'a> PageReader<'a> {
         let frame = decode_frame_at(rest, self.header.page_size, page)?;
         let seen = PageIndexEntry {
             pgno: frame.pgno,
-            offset: pos as u64,
+            offset: pos,
             size: frame.len as u32,
         };
         match self.index.get(self.frames) {
@@ -181,14 +201,13 @@ impl<'a> PageReader<'a> {
             }
         }
         self.header.check_next_page(self.prev, frame.pgno)?;
-        self.hasher
-            .update(&self.bytes[pos..pos + frame.hashed_prefix]);
+        self.hasher.update(&rest[..frame.hashed_prefix]);
         self.hasher.update(page);
         if self.track_db {
             self.db.xor_page(checksum_page(frame.pgno, page));
         }
         self.prev = frame.pgno;
-        self.pos += frame.len;
+        self.pos += frame.len as u64;
         self.frames += 1;
         Ok(Some(frame.pgno))
     }
@@ -199,7 +218,8 @@ impl<'a> PageReader<'a> {
         let mut page = vec![0u8; self.header.page_size as usize];
         while self.next_page(&mut page)?.is_some() {}
         let PageReader {
-            bytes,
+            source,
+            mut buf,
             header,
             index,
             block_end,
@@ -217,7 +237,9 @@ impl<'a> PageReader<'a> {
                 index.len()
             )));
         }
-        if bytes[block_end..block_end + PAGE_HEADER_SIZE] != [0; PAGE_HEADER_SIZE] {
+        // Zero page header, index, IndexLen and trailer: as long as the index, read whole.
+        let end = source.bytes(block_end, (source.size() - block_end) as usize, &mut buf)?;
+        if end[..PAGE_HEADER_SIZE] != [0; PAGE_HEADER_SIZE] {
             return Err(Error::InvalidIndex(format!(
                 "no zero page header at offset {block_end}"
             )));
@@ -226,9 +248,8 @@ impl<'a> PageReader<'a> {
 
         // Everything but the trailer's final 8 bytes (the file checksum itself) is hashed;
         // zero page header, index, IndexLen and the post-apply checksum are contiguous.
-        let checksum_end = bytes.len() - 8;
-        hasher.update(&bytes[block_end..checksum_end]);
-        let trailer = Trailer::decode(&bytes[bytes.len() - TRAILER_SIZE..])?;
+        hasher.update(&end[..end.len() - 8]);
+        let trailer = Trailer::decode(&end[end.len() - TRAILER_SIZE..])?;
         let actual = hasher.finish();
         if actual != trailer.file_checksum {
             return Err(Error::ChecksumMismatch {
@@ -249,4 +270,10 @@ impl<'a> PageReader<'a> {
             trailer,
         })
     }
+}
+
+fn short_index(needed: u64, file_size: u64) -> Error {
+    Error::InvalidIndex(format!(
+        "index needs {needed} bytes but the file has {file_size}"
+    ))
 }

@@ -1,7 +1,7 @@
 //! Codec for LTX (Lite Transaction) files, the format Litestream 0.5 replicates SQLite
 //! databases in.
 //!
-//! Pure: works on byte slices, does no I/O. Reads both page encodings of format v3 (current
+//! Pure: works on byte slices or a caller's [`FileSource`], does no I/O of its own. Reads both page encodings of format v3 (current
 //! size-prefixed LZ4 blocks and legacy per-page LZ4 frames) and writes the current one.
 //!
 //! Entry points:
@@ -31,11 +31,12 @@ mod filename;
 mod frame;
 mod header;
 mod index;
+mod source;
 
 pub use checksum::{
     checksum_page, crc64, Crc64Digest, DatabaseChecksum, FileHasher, CHECKSUM_FLAG,
 };
-pub use compact::{compact, Compacted};
+pub use compact::{compact, compact_into, Compacted};
 pub use encoder::Encoder;
 pub use error::{Error, Result};
 pub use file::{decode_file, decode_file_with, verify_file, DecodedFile, FileSummary, PageReader};
@@ -49,3 +50,4 @@ pub use index::{
     decode_page_index, page_index_location, IndexLocation, PageIndexDecode, PageIndexEntry,
     INDEX_TAIL_SIZE,
 };
+pub use source::FileSource;
