@@ -127,42 +127,85 @@ impl LocalFile {
 }
 
 /// The rollback journal of a main database, kept in memory: it only serves a rollback within
-/// the process (the transaction's pages are themselves in memory until recorded whole in the
-/// write buffer, so after a crash there is nothing to roll back), and keeping it off disk means
-/// two replicas opened under one database name can never share a journal file.
+/// the process (the transaction's pages are themselves in memory or in an unnamed spill file
+/// until recorded whole in the write buffer, so after a crash there is nothing to roll back),
+/// and keeping it off named files means two replicas opened under one database name can never
+/// share a journal. Past [`JOURNAL_MEM_BUDGET`] it moves to an unnamed temporary file, so that a
+/// transaction rewriting gigabytes of existing pages does not hold their old images in memory.
 #[derive(Debug, Default)]
 pub struct MemFile {
     data: Vec<u8>,
+    /// Once spilled: the file and its size (`data` is then empty).
+    disk: Option<(File, usize)>,
 }
+
+/// Journal bytes held in memory before the journal moves to a temporary file.
+pub const JOURNAL_MEM_BUDGET: usize = 16 << 20;
 
 impl MemFile {
     /// Reads at `offset`; returns the bytes read (short at the end).
-    pub fn read(&self, offset: usize, buf: &mut [u8]) -> usize {
-        let Some(rest) = self.data.get(offset..) else {
-            return 0;
+    pub fn read(&self, offset: usize, buf: &mut [u8]) -> VfsResult<usize> {
+        let Some((file, size)) = &self.disk else {
+            let Some(rest) = self.data.get(offset..) else {
+                return Ok(0);
+            };
+            let n = rest.len().min(buf.len());
+            buf[..n].copy_from_slice(&rest[..n]);
+            return Ok(n);
         };
-        let n = rest.len().min(buf.len());
-        buf[..n].copy_from_slice(&rest[..n]);
-        n
+        let n = size.saturating_sub(offset).min(buf.len());
+        file.read_exact_at(&mut buf[..n], offset as u64)
+            .map_err(|_| vars::SQLITE_IOERR_READ)?;
+        Ok(n)
     }
 
     /// Writes all of `data` at `offset`, growing the file.
-    pub fn write(&mut self, offset: usize, data: &[u8]) -> usize {
-        if self.data.len() < offset + data.len() {
-            self.data.resize(offset + data.len(), 0);
+    pub fn write(&mut self, offset: usize, data: &[u8]) -> VfsResult<usize> {
+        let end = offset + data.len();
+        if self.disk.is_none() && end > JOURNAL_MEM_BUDGET {
+            let file = tempfile::tempfile().map_err(|_| vars::SQLITE_IOERR_WRITE)?;
+            file.write_all_at(&self.data, 0)
+                .map_err(|_| vars::SQLITE_IOERR_WRITE)?;
+            self.disk = Some((file, self.data.len()));
+            self.data = Vec::new();
         }
-        self.data[offset..offset + data.len()].copy_from_slice(data);
-        data.len()
+        match &mut self.disk {
+            Some((file, size)) => {
+                file.write_all_at(data, offset as u64)
+                    .map_err(|_| vars::SQLITE_IOERR_WRITE)?;
+                *size = (*size).max(end);
+            }
+            None => {
+                if self.data.len() < end {
+                    self.data.resize(end, 0);
+                }
+                self.data[offset..end].copy_from_slice(data);
+            }
+        }
+        Ok(data.len())
     }
 
     /// Truncates (or extends with zeros) to `size` bytes.
-    pub fn truncate(&mut self, size: usize) {
-        self.data.resize(size, 0);
+    pub fn truncate(&mut self, size: usize) -> VfsResult<()> {
+        match &mut self.disk {
+            Some((file, len)) => {
+                file.set_len(size as u64)
+                    .map_err(|_| vars::SQLITE_IOERR_TRUNCATE)?;
+                *len = size;
+            }
+            None => self.data.resize(size, 0),
+        }
+        Ok(())
     }
 
     /// Current size.
     pub fn size(&self) -> usize {
-        self.data.len()
+        self.disk.as_ref().map_or(self.data.len(), |(_, n)| *n)
+    }
+
+    /// Whether the journal moved to a temporary file.
+    pub fn is_spilled(&self) -> bool {
+        self.disk.is_some()
     }
 }
 
@@ -181,13 +224,38 @@ mod tests {
     #[test]
     fn mem_file_reads_what_was_written() {
         let mut f = MemFile::default();
-        assert_eq!(f.write(4, b"abc"), 3);
+        assert_eq!(f.write(4, b"abc"), Ok(3));
         let mut buf = [9u8; 10];
-        assert_eq!(f.read(0, &mut buf), 7);
+        assert_eq!(f.read(0, &mut buf), Ok(7));
         assert_eq!(&buf[..7], b"\0\0\0\0abc");
-        assert_eq!(f.read(10, &mut buf), 0);
-        f.truncate(5);
+        assert_eq!(f.read(10, &mut buf), Ok(0));
+        f.truncate(5).unwrap();
         assert_eq!(f.size(), 5);
+        assert!(!f.is_spilled());
+    }
+
+    #[test]
+    fn a_journal_past_the_budget_spills_and_reads_the_same() {
+        let mut f = MemFile::default();
+        let chunk: Vec<u8> = (0..1 << 20).map(|i| (i * 7 % 251) as u8).collect();
+        let n = JOURNAL_MEM_BUDGET / chunk.len() + 2;
+        for i in 0..n {
+            let mut c = chunk.clone();
+            c[0] = i as u8;
+            f.write(i * chunk.len(), &c).unwrap();
+        }
+        assert!(f.is_spilled());
+        assert_eq!(f.size(), n * chunk.len());
+        let mut buf = vec![0u8; chunk.len()];
+        for i in [0, n / 2, n - 1] {
+            assert_eq!(f.read(i * chunk.len(), &mut buf), Ok(chunk.len()));
+            assert_eq!(buf[0], i as u8);
+            assert_eq!(buf[1..], chunk[1..]);
+        }
+        // Short at the end, then truncated as SQLite does after a commit.
+        assert_eq!(f.read(n * chunk.len() - 3, &mut buf), Ok(3));
+        f.truncate(0).unwrap();
+        assert_eq!((f.size(), f.read(0, &mut buf)), (0, Ok(0)));
     }
 
     #[test]

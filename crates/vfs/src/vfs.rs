@@ -258,10 +258,7 @@ impl Vfs for LitestreamVfs {
             Handle::Undecided(_) => Err(vars::SQLITE_IOERR_TRUNCATE),
             Handle::Os(f) => f.truncate(size),
             Handle::Local(f) => f.truncate(size),
-            Handle::Mem(f) => {
-                f.truncate(size);
-                Ok(())
-            }
+            Handle::Mem(f) => f.truncate(size),
         })
     }
 
@@ -271,7 +268,7 @@ impl Vfs for LitestreamVfs {
             Handle::Undecided(_) => Err(vars::SQLITE_IOERR_WRITE),
             Handle::Os(f) => f.write(offset, data),
             Handle::Local(f) => f.write(offset, data),
-            Handle::Mem(f) => Ok(f.write(offset, data)),
+            Handle::Mem(f) => f.write(offset, data),
         })
     }
 
@@ -281,7 +278,7 @@ impl Vfs for LitestreamVfs {
             Handle::Undecided(_) => Ok(0),
             Handle::Os(f) => f.read(offset, data),
             Handle::Local(f) => f.read(offset, data),
-            Handle::Mem(f) => Ok(f.read(offset, data)),
+            Handle::Mem(f) => f.read(offset, data),
         })
     }
 

@@ -16,8 +16,6 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
-use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use tracing::Instrument;
 
@@ -26,13 +24,11 @@ use crate::index::plan::{extend_chain, restore_plan, FileInfo, PlanTarget};
 use crate::store::layout::{Layout, SNAPSHOT_LEVEL};
 use crate::store::listing::list_all;
 use crate::store::remote::Remote;
+use crate::write::merge;
 
 /// How often retention runs when nothing else triggers it: Litestream's
 /// `DefaultL0RetentionCheckInterval` (store.go).
 pub const RETENTION_CHECK_INTERVAL: Duration = Duration::from_secs(15);
-
-/// Whole-file GETs in flight while gathering the inputs of one compaction.
-const FETCH_PARALLEL: usize = 4;
 
 /// When each step runs and what retention keeps.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -86,6 +82,8 @@ pub struct Compactor {
     level_due: Vec<Option<Instant>>,
     snapshot_due: Option<Instant>,
     retention_due: Option<Instant>,
+    /// Path prefix of spool files for large merges; `None` merges in memory.
+    spool: Option<std::path::PathBuf>,
 }
 
 impl Compactor {
@@ -114,10 +112,18 @@ impl Compactor {
             level_due: vec![None; opts.levels.len()],
             snapshot_due: None,
             retention_due: None,
+            spool: None,
             remote,
             layout,
             opts,
         })
+    }
+
+    /// Lets merges whose inputs exceed a few tens of MiB go through spool files named
+    /// `<prefix>.compact-…` on local disk, so that memory does not grow with the files.
+    pub fn with_spool(mut self, prefix: std::path::PathBuf) -> Compactor {
+        self.spool = Some(prefix);
+        self
     }
 
     /// Runs every step that is due at `now`: configured levels from 1 up, then the snapshot,
@@ -265,8 +271,7 @@ impl Compactor {
         .await
     }
 
-    /// Fetches `inputs` whole, merges them and uploads the result at `level` unless its key
-    /// exists.
+    /// Merges `inputs` and uploads the result at `level` unless its key exists.
     async fn merge(&self, level: u8, inputs: &[FileInfo]) -> Result<Option<FileInfo>> {
         let (Some(first), Some(last)) = (inputs.first(), inputs.last()) else {
             return Ok(None);
@@ -277,54 +282,12 @@ impl Compactor {
             .iter()
             .map(|f| self.key(f.level, f.min_txid, f.max_txid))
             .collect();
-        // Futures collected first, owning their key: a closure borrowing inside the stream
-        // type trips the compiler's `Send` check when this runs on a spawned task.
-        let fetches: Vec<_> = keys
-            .iter()
-            .map(|k| {
-                let remote = self.remote.clone();
-                let k = k.clone();
-                async move { remote.get_whole(&k).await }
-            })
-            .collect();
-        let bodies: Vec<Bytes> = futures::stream::iter(fetches)
-            .buffered(FETCH_PARALLEL)
-            .try_collect()
-            .await?;
-        for ((f, k), body) in inputs.iter().zip(&keys).zip(&bodies) {
-            let header = ltx::Header::decode(body).map_err(|source| Error::Corrupt {
-                key: k.to_string(),
-                source,
-            })?;
-            if (header.min_txid, header.max_txid) != (f.min_txid, f.max_txid) {
-                return Err(Error::Inconsistent(format!(
-                    "{k}: the header covers TXIDs {:016x}-{:016x}, which disagrees with the file name",
-                    header.min_txid, header.max_txid
-                )));
-            }
-        }
-
-        // Decompressing and recompressing every page is CPU work: off the I/O threads.
-        let merged = tokio::task::spawn_blocking(move || {
-            ltx::compact(&bodies, ltx::HEADER_FLAG_NO_CHECKSUM)
-        })
-        .await
-        .map_err(|e| match e.try_into_panic() {
-            Ok(panic) => std::panic::resume_unwind(panic),
-            // Only a runtime shutting down cancels a blocking task.
-            Err(e) => Error::Unavailable {
-                op: "compact",
-                key: key.to_string(),
-                elapsed: Duration::ZERO,
-                detail: e.to_string(),
-            },
-        })?;
-        let out = merged.map_err(|e| compaction_error(e, &keys, &key))?;
-        let size = out.bytes.len() as u64;
-        if !self.remote.put_new(&key, Bytes::from(out.bytes)).await? {
+        let spool = self.spool.as_deref();
+        let Some(out) = merge::merge(&self.remote, inputs, &keys, &key, spool).await? else {
             tracing::info!(%key, "output already exists; someone else wrote it, skipped");
             return Ok(None);
-        }
+        };
+        let size = out.size;
         let what = if level == SNAPSHOT_LEVEL {
             "snapshot written"
         } else {
@@ -367,29 +330,6 @@ impl Compactor {
 
     fn key(&self, level: u8, min: u64, max: u64) -> Path {
         self.layout.file_key(&self.remote.root, level, min, max)
-    }
-}
-
-/// Maps an `ltx::compact` error to the engine's: a bad input is `Corrupt` at its key, any
-/// other problem is an inconsistency of the inputs as a whole.
-fn compaction_error(e: ltx::Error, keys: &[Path], out: &Path) -> Error {
-    let key = |i: usize| keys.get(i).map_or_else(String::new, ToString::to_string);
-    match e {
-        ltx::Error::CompactInput { input, source } => Error::Corrupt {
-            key: key(input),
-            source: *source,
-        },
-        ltx::Error::NonContiguous { input, .. }
-        | ltx::Error::CompactPageSize { input, .. }
-        | ltx::Error::CompactTruncatedPage { input, .. }
-        | ltx::Error::CompactChecksumUntracked { input } => Error::Inconsistent(format!(
-            "cannot write {out}: {e} (input {input} is {})",
-            key(input)
-        )),
-        other => Error::Inconsistent(format!(
-            "cannot write {out} from {} files: {other}",
-            keys.len()
-        )),
     }
 }
 

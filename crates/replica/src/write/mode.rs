@@ -73,7 +73,8 @@ impl WriteMode {
         self.core.current.take_over(w.view());
         *self.slot.write() = Some(w.clone());
         tasks::spawn_sync(&self.core, &self.slot, &w);
-        let compactor = Compactor::new(catalog.remote.clone(), catalog.layout, opts_compaction)?;
+        let compactor = Compactor::new(catalog.remote.clone(), catalog.layout, opts_compaction)?
+            .with_spool(w.spool_prefix());
         tasks::spawn_compaction(&self.core, &self.slot, &w, compactor);
         // Commits recovered from the buffer go up now, not one interval later.
         if w.status().pending_commits > 0 {

@@ -4,12 +4,11 @@
 use std::sync::Arc;
 use tokio::time::Instant;
 
-use bytes::Bytes;
-
 use crate::error::Result;
 use crate::index::meta;
 use crate::index::version::{Overlay, Version};
 use crate::write::buffer::{Buffer, Commit, Intent};
+use crate::write::upload::Encoded;
 
 /// What the writer holds under its lock.
 pub(crate) struct State {
@@ -22,7 +21,7 @@ pub(crate) struct State {
     /// Commits not uploaded yet: (seq, where its record ends in the buffer, size, when).
     pub(crate) pending: Vec<(u64, u64, u32, Instant)>,
     /// Upload attempts for `base.txid() + 1`, whose responses may have been lost.
-    pub(crate) attempts: Vec<(Intent, Bytes)>,
+    pub(crate) attempts: Vec<(Intent, Encoded)>,
     pub(crate) fenced: Option<String>,
     /// Write mode was turned off: no more commits.
     pub(crate) retired: bool,

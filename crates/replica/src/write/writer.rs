@@ -11,12 +11,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
 use crate::error::{Error, Result};
-use crate::index::meta;
 use crate::index::plan::FileInfo;
 use crate::index::version::Version;
 use crate::read::core::Core;
@@ -26,7 +24,7 @@ pub use crate::write::buffer::TxPages;
 use crate::write::buffer::{Buffer, Commit, Intent, Record};
 use crate::write::compact::CompactionOptions;
 use crate::write::state::State;
-use crate::write::upload::{encode_upload, now_ms, remote_checksum, trailer_checksum};
+use crate::write::upload::{encode_upload, now_ms, remote_checksum, Encoded};
 
 /// Uploads that keep failing for this long make the next write transaction fail, so that an
 /// application cannot go on committing into a buffer that never drains without noticing.
@@ -241,6 +239,12 @@ impl Writer {
         self.state.lock().view()
     }
 
+    /// The path prefix of this writer's spool files (its buffer's path): its compactions merge
+    /// large files there.
+    pub(crate) fn spool_prefix(&self) -> std::path::PathBuf {
+        self.opts.buffer_path.clone()
+    }
+
     pub(crate) fn sync_interval(&self) -> Duration {
         self.opts.sync_interval
     }
@@ -381,24 +385,35 @@ impl Writer {
             }
             self.state.lock().verified = Instant::now();
         }
-        let bytes = Bytes::from(encode_upload(&base, &overlay, txid)?);
-        let checksum = trailer_checksum(&bytes);
+        let spool_path = spool_path(&self.opts.buffer_path);
+        let (encoded, spool) = encode_upload(&base, &overlay, txid, &spool_path)?;
         let intent = Intent {
             txid,
             last_seq,
-            checksum,
+            checksum: encoded.checksum(),
         };
         {
             let mut st = self.state.lock();
             st.buffer.append_intent(&intent)?;
-            st.attempts.push((intent, bytes.clone()));
+            st.attempts.push((intent, encoded.clone()));
         }
         let key = core
             .catalog
             .layout
             .file_key(&core.catalog.remote.root, 0, txid, txid);
-        let done = if core.catalog.remote.put_new(&key, bytes.clone()).await? {
-            (intent, bytes)
+        let remote = &core.catalog.remote;
+        let created = match (&encoded, &spool) {
+            (Encoded::Memory(bytes), _) => remote.put_new(&key, bytes.clone()).await?,
+            (Encoded::Spooled { .. }, Some(s)) => remote.put_new_file(&key, s.path()).await?,
+            (Encoded::Spooled { .. }, None) => {
+                return Err(Error::Inconsistent(
+                    "a spooled upload without its file".into(),
+                ))
+            }
+        };
+        drop(spool);
+        let done = if created {
+            (intent, encoded)
         } else {
             // The key exists: our own earlier attempt whose response was lost, or a rival.
             let theirs = remote_checksum(core, txid).await?;
@@ -422,20 +437,16 @@ impl Writer {
             level: 0,
             min_txid: txid,
             max_txid: txid,
-            size: done.1.len() as u64,
+            size: done.1.size(),
             created_ms: now_ms(),
         };
         // The pages of a small upload go into the cache (the next reads want them); those of a
         // large one would all be decoded into memory at once, so it is read back on demand.
         let decoded = overlay.pages.len() as u64 * u64::from(base.page_size());
         let keep_pages = decoded <= KEEP_UPLOADED_PAGES_MAX;
-        let loaded = meta::from_bytes(
-            &done.1,
-            &info,
-            key.clone(),
-            core.catalog.next_file_id(),
-            keep_pages,
-        )?;
+        let loaded = done
+            .1
+            .load(&info, key.clone(), core.catalog.next_file_id(), keep_pages)?;
         core.catalog.adopt_uploaded(&info, &loaded);
         let mut st = self.state.lock();
         st.rebase_after_upload(done.0.last_seq, &loaded.meta)?;
@@ -507,4 +518,11 @@ impl Writer {
     pub(crate) fn nudge(&self) {
         self.wake.notify_one();
     }
+}
+
+/// Where this writer spools a large upload: beside its buffer, on the disk it already writes.
+fn spool_path(buffer: &std::path::Path) -> std::path::PathBuf {
+    let mut p = buffer.as_os_str().to_owned();
+    p.push(".upload");
+    p.into()
 }
