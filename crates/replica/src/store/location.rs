@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey, S3CopyIfNotExists};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{BackoffConfig, Certificate, ClientOptions, ObjectStore, RetryConfig};
@@ -138,6 +138,15 @@ pub fn connect_with(url: &str, env: Env<'_>, create: bool) -> Result<Location> {
                     .with_allow_http(plain_http)
                     .with_virtual_hosted_style_request(force_path_style == Some(false));
             }
+            // Large uploads are fenced by a create-only copy (store/transfer.rs), which S3
+            // offers only as a multipart copy completed with `If-None-Match: *`. A mode set in
+            // the environment wins: a compatible store may take a header instead.
+            let key = AmazonS3ConfigKey::CopyIfNotExists;
+            b = match env("AWS_COPY_IF_NOT_EXISTS") {
+                Some(mode) => b.with_config(key, mode),
+                None if b.get_config_value(&key).is_some() => b,
+                None => b.with_copy_if_not_exists(S3CopyIfNotExists::Multipart),
+            };
             located(b.build(), path, display)
         }
         "gs" => {
@@ -340,6 +349,35 @@ mod tests {
         .unwrap();
         assert_eq!(loc.root.as_ref(), "db/app");
         assert!(!format!("{:?}", loc.display).contains("SECRETXYZ"));
+    }
+
+    #[test]
+    fn s3_copy_if_not_exists_is_multipart_unless_the_environment_says_otherwise() {
+        let url = "s3://bucket/db?endpoint=http://127.0.0.1:9000";
+        let keys = [
+            ("AWS_ACCESS_KEY_ID", "AKID"),
+            ("AWS_SECRET_ACCESS_KEY", "SECRETXYZ"),
+        ];
+        let mode = |extra: Option<&'static str>| {
+            let env = move |k: &str| match k {
+                "AWS_COPY_IF_NOT_EXISTS" => extra.map(str::to_string),
+                _ => keys
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string()),
+            };
+            connect(url, &env).map(|loc| format!("{:?}", loc.store))
+        };
+        assert!(mode(None)
+            .unwrap()
+            .contains("copy_if_not_exists: Some(Multipart)"));
+        let header = mode(Some("header: cf-copy-destination-if-none-match: *")).unwrap();
+        assert!(
+            header.contains("copy_if_not_exists: Some(Header("),
+            "{header}"
+        );
+        let err = mode(Some("sometimes")).unwrap_err();
+        assert!(matches!(err, Error::Config(_)), "{err}");
     }
 
     #[test]

