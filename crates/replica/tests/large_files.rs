@@ -19,7 +19,7 @@ use replica::{CompactionOptions, Compactor, Replica, ReplicaOptions, TxPages, Wr
 const PAGES: u32 = 10_240;
 const HANG: Duration = Duration::from_secs(300);
 
-fn writer(dir: &Path, r: &ReplicaDir) -> Arc<Replica> {
+fn writer(dir: &Path, r: &ReplicaDir) -> replica::Session {
     let opts = ReplicaOptions {
         url: r.url(),
         poll_interval: Duration::from_millis(200),
@@ -32,8 +32,7 @@ fn writer(dir: &Path, r: &ReplicaDir) -> Arc<Replica> {
             compaction: CompactionOptions::default(),
         }),
     };
-    let loc = replica::location::connect(&r.url(), &|_| None).unwrap();
-    replica::runtime::block_on(Replica::open_on(opts, loc)).unwrap()
+    replica::open(&opts).unwrap()
 }
 
 /// One transaction writing pages 1..=PAGES, each with transaction 1's content.
@@ -59,7 +58,9 @@ fn a_large_transaction_goes_up_whole_through_a_spool_file() {
     let r = ReplicaDir::new(&dir.path().join("replica"), DirLayout::Ltx);
     let s = writer(dir.path(), &r);
     commit_large(&s).unwrap();
-    eventually("the upload", HANG, || s.write_status().unwrap().uploads == 1);
+    eventually("the upload", HANG, || {
+        s.write_status().unwrap().uploads == 1
+    });
 
     let bytes = std::fs::read(r.path(0, 1, 1)).unwrap();
     assert!(bytes.len() as u64 > 32 << 20, "{} bytes", bytes.len());
@@ -71,7 +72,10 @@ fn a_large_transaction_goes_up_whole_through_a_spool_file() {
     }
     // The catalog took the file from what the encoder recorded: reads find every page in it.
     let v = s.current();
-    assert_eq!((v.txid(), v.commit(), v.has_local_changes()), (1, PAGES, false));
+    assert_eq!(
+        (v.txid(), v.commit(), v.has_local_changes()),
+        (1, PAGES, false)
+    );
     let mut out = vec![0u8; PAGE_SIZE as usize];
     let mut ra = replica::ReadAhead::default();
     for pgno in [1, 2, PAGES / 2, PAGES] {
@@ -125,7 +129,10 @@ async fn a_large_compaction_merges_through_spool_files() {
     let want = ltx::compact(&inputs, ltx::HEADER_FLAG_NO_CHECKSUM).unwrap();
     let got = std::fs::read(r.path(1, 1, 2)).unwrap();
     assert_eq!(got.len() as u64, out.size);
-    assert!(got == want.bytes, "the spooled merge differs from the in-memory one");
+    assert!(
+        got == want.bytes,
+        "the spooled merge differs from the in-memory one"
+    );
     let left: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name())

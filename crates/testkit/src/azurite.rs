@@ -60,8 +60,25 @@ impl Azurite {
         ([127, 0, 0, 1], self.process.port()).into()
     }
 
-    /// Creates a container (Create Container, signed with the account key).
+    /// Creates a container (Create Container, signed with the account key). Azurite accepts
+    /// connections a moment before it answers them, and under load it resets the first ones:
+    /// a connection that fails before any response is tried again, a refusal is not.
     pub fn create_container(&self, name: &str) -> Result<()> {
+        let mut attempt = 0;
+        loop {
+            match self.try_create_container(name) {
+                Err(e) if attempt < 50 && is_connection_error(&e) => {
+                    attempt += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                other => {
+                    return other.with_context(|| format!("create Azurite container {name}"))
+                }
+            }
+        }
+    }
+
+    fn try_create_container(&self, name: &str) -> Result<()> {
         let date = httpdate::fmt_http_date(std::time::SystemTime::now());
         let version = "2021-08-06";
         // Shared Key: verb, eleven empty standard headers, the x-ms headers, then the resource:
@@ -80,8 +97,7 @@ impl Azurite {
                 ("Authorization", auth),
             ],
             &[],
-        )
-        .with_context(|| format!("create Azurite container {name}"))?;
+        )?;
         Ok(())
     }
 
@@ -112,4 +128,19 @@ fn sign(to_sign: &str) -> Result<String> {
     let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &key);
     let sig = aws_lc_rs::hmac::sign(&key, to_sign.as_bytes());
     Ok(base64::engine::general_purpose::STANDARD.encode(sig.as_ref()))
+}
+
+/// Whether `e` is a connection that failed before any response (reset, refused, cut short).
+fn is_connection_error(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>().is_some_and(|io| {
+            matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionRefused
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::UnexpectedEof
+            )
+        })
+    })
 }

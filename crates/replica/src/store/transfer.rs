@@ -268,7 +268,11 @@ async fn read_part(mut f: File, n: usize, path: &std::path::Path) -> Result<(Fil
     .map_err(joined)?
 }
 
-async fn write_all(mut f: File, batch: Vec<Bytes>, local: &dyn Fn() -> String) -> Result<File> {
+async fn write_all(
+    mut f: File,
+    batch: Vec<Bytes>,
+    local: &(dyn Fn() -> String + Sync),
+) -> Result<File> {
     let name = local();
     tokio::task::spawn_blocking(move || {
         for b in &batch {
