@@ -317,7 +317,7 @@ fn write_record(
     }
 }
 
-fn write_suite(rng: &mut Rng) -> WriteResults {
+pub(super) fn write_suite(rng: &mut Rng) -> WriteResults {
     let mut records = Vec::new();
     for db in [WriteDb::New, WriteDb::Replica(200)] {
         for target in Target::ALL {
@@ -330,6 +330,7 @@ fn write_suite(rng: &mut Rng) -> WriteResults {
             }
         }
     }
+    records.extend(super::tests_bigtx::records(rng));
     WriteResults {
         runs: 3,
         secs: 1.2,
