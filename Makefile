@@ -32,7 +32,9 @@ demo: build
 
 # Benchmark: our VFS vs the Go VFS vs local SQLite, reading ~10 MB and ~200 MB replicas written by
 # the Go `litestream replicate` (cached in .bench/), then writing in write mode to a new database
-# and to a copy of the 200 MB replica; then docs/benchmarks.md and .png. BENCH_SUITES=write (or
+# and to a copy of the 200 MB replica, and one 500 MB transaction on a new database (issue #14;
+# BENCH_BIGTX_MB=500,2000 adds 2 GB, empty skips it, BENCH_WRITE_WORKLOADS=bigtx runs it alone);
+# then docs/benchmarks.md and .png. BENCH_SUITES=write (or
 # read) runs one suite and keeps the others' last figures; BENCH_SIZES=10,200,1000 adds ~1 GB.
 # The scale suite (issue #14) is not in the default: BENCH_SUITES=scale follows a live primary on
 # 1 M, 8 M and 26 M-page databases (up to 107 GB, generated straight into LTX snapshots: ~4.7 GB

@@ -6,6 +6,8 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use testkit::golitestream::go_vfs_so;
 
+use crate::write::WriteWorkload;
+
 /// Settings, from the environment (see `docs/benchmarks.md`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Config {
@@ -53,6 +55,21 @@ pub struct Config {
     /// `BENCH_WRITE_TIMEOUT`: seconds before a write runner is killed (default 60).
     #[serde(default)]
     pub write_timeout_secs: u64,
+    /// `BENCH_WRITE_WORKLOADS`: the write workloads run, by name (`tx_full`, …, `bigtx`; default
+    /// or empty: all).
+    #[serde(default)]
+    pub write_workloads: Vec<WriteWorkload>,
+    /// `BENCH_BIGTX_MB`: sizes of the one big transaction on a new database, MB of row data
+    /// (default `500`; empty: not run).
+    #[serde(default)]
+    pub bigtx_mb: Vec<u32>,
+    /// `BENCH_BIGTX_RUNS`: fresh processes per size and target of the big transaction (default
+    /// 1: a 2 GB run takes minutes).
+    #[serde(default)]
+    pub bigtx_runs: usize,
+    /// `BENCH_BIGTX_TIMEOUT`: seconds before a big-transaction runner is killed (default 600).
+    #[serde(default)]
+    pub bigtx_timeout_secs: u64,
     /// `BENCH_SCALE_PAGES`: rows (one leaf page each) of the scale suite's databases (default
     /// `1M,8M,26M`).
     #[serde(default)]
@@ -110,6 +127,30 @@ fn env_list(name: &str, default: &str) -> Result<Vec<u32>> {
                 .with_context(|| format!("{name}: {s:?} is not a number"))
         })
         .collect()
+}
+
+/// `BENCH_WRITE_WORKLOADS`: names of write workloads; unset or empty: every one.
+fn env_workloads(name: &str) -> Result<Vec<WriteWorkload>> {
+    let every: Vec<WriteWorkload> = WriteWorkload::ALL
+        .into_iter()
+        .chain([WriteWorkload::BigTx])
+        .collect();
+    let v = std::env::var(name).unwrap_or_default();
+    let mut out = Vec::new();
+    for s in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let Some(w) = every.iter().find(|w| w.name() == s.to_ascii_lowercase()) else {
+            bail!(
+                "{name}: unknown workload {s:?}; name any of {}",
+                every
+                    .iter()
+                    .map(|w| w.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        };
+        out.push(*w);
+    }
+    Ok(if out.is_empty() { every } else { out })
 }
 
 fn env_num<T: std::str::FromStr>(name: &str, default: T) -> Result<T> {
@@ -210,6 +251,10 @@ impl Config {
             write_load_secs: env_num("BENCH_WRITE_LOAD_SECS", 5.0f64)?.max(0.1),
             write_samples: env_num("BENCH_WRITE_SAMPLES", 3usize)?.max(1),
             write_timeout_secs: env_num("BENCH_WRITE_TIMEOUT", 60u64)?,
+            write_workloads: env_workloads("BENCH_WRITE_WORKLOADS")?,
+            bigtx_mb: env_list("BENCH_BIGTX_MB", "500")?,
+            bigtx_runs: env_num("BENCH_BIGTX_RUNS", 1usize)?.max(1),
+            bigtx_timeout_secs: env_num("BENCH_BIGTX_TIMEOUT", 600u64)?,
             sizes,
             vacuumed_sizes,
             runs: env_num("BENCH_RUNS", 5usize)?.max(1),
@@ -233,6 +278,13 @@ impl Config {
 }
 
 impl Config {
+    /// Whether the write suite runs `workload` (`BENCH_WRITE_WORKLOADS`; the big transaction
+    /// also needs a size in `BENCH_BIGTX_MB`).
+    pub fn runs_write_workload(&self, workload: WriteWorkload) -> bool {
+        (self.write_workloads.is_empty() || self.write_workloads.contains(&workload))
+            && (workload != WriteWorkload::BigTx || !self.bigtx_mb.is_empty())
+    }
+
     /// Whether `BENCH_SUITES` names `suite`.
     pub fn runs_suite(&self, suite: &str) -> bool {
         self.suites.iter().any(|s| s == suite)

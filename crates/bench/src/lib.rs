@@ -15,6 +15,7 @@
 //! process). `scripts/bench-run.sh` (what `make bench` calls) builds and runs them; the
 //! settings are environment variables, listed at the end of the generated `docs/benchmarks.md`.
 
+pub mod bigtx;
 pub mod config;
 pub mod driver;
 pub mod gen;

@@ -9,6 +9,8 @@
 //! the replica is restored with `litestream restore` and its rows compared with what the run
 //! committed.
 
+mod describe;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -21,6 +23,7 @@ use testkit::{RequestStats, S3Server};
 use crate::config::Config;
 use crate::gen::{Dataset, BUCKET, REPLICA_PATH};
 use crate::spec::{runner_result, RunnerResult, Target};
+use describe::describe;
 
 /// The upload interval of both VFS in every write run. It is their default; it is still set
 /// explicitly (`LITESTREAM_SYNC_INTERVAL`) so that the runs, the runner's sample spacing and the
@@ -63,6 +66,10 @@ pub enum WriteWorkload {
     UploadRate,
     /// Load extension + open in write mode + the first write, all measured.
     OpenWrite,
+    /// One transaction of `BENCH_BIGTX_MB` MB of incompressible rows on a new database, its
+    /// upload and the close (issue #14; [`crate::bigtx`]). Not in [`WriteWorkload::ALL`]: it
+    /// runs per size after the others and has its own part of the report.
+    BigTx,
 }
 
 impl WriteWorkload {
@@ -87,6 +94,7 @@ impl WriteWorkload {
             WriteWorkload::CommitVisible => "commit_visible",
             WriteWorkload::UploadRate => "upload_rate",
             WriteWorkload::OpenWrite => "open_write",
+            WriteWorkload::BigTx => "bigtx",
         }
     }
 
@@ -100,6 +108,7 @@ impl WriteWorkload {
             WriteWorkload::CommitVisible => "COMMIT → object in the store",
             WriteWorkload::UploadRate => "uploads under continuous writes",
             WriteWorkload::OpenWrite => "load + open in write mode + first write",
+            WriteWorkload::BigTx => "one big transaction",
         }
     }
 
@@ -120,6 +129,7 @@ impl WriteWorkload {
                 target.is_vfs() && db == WriteDb::New
             }
             WriteWorkload::OpenWrite => db != WriteDb::New,
+            WriteWorkload::BigTx => db == WriteDb::New,
             _ => true,
         }
     }
@@ -182,6 +192,13 @@ pub struct WriteSpec {
     pub n_items: i64,
     /// Seed of the rows' values.
     pub seed: u64,
+    /// [`WriteWorkload::BigTx`]: MB of row data in the transaction.
+    #[serde(default)]
+    pub bigtx_mb: u32,
+    /// [`WriteWorkload::BigTx`]: seconds before the driver kills the runner, so that it gives
+    /// up waiting for the upload in time to report what it measured.
+    #[serde(default)]
+    pub deadline_secs: u64,
 }
 
 /// The runner's answer to a [`WriteSpec`].
@@ -212,6 +229,16 @@ pub struct WriteOutput {
     pub close_ms: f64,
     /// Peak resident set size (`VmHWM`), KiB.
     pub vmhwm_kb: u64,
+    /// [`WriteWorkload::BigTx`]: `BEGIN` and the `INSERT` of every row, milliseconds.
+    #[serde(default)]
+    pub insert_ms: Option<f64>,
+    /// [`WriteWorkload::BigTx`]: the `COMMIT` statement, milliseconds.
+    #[serde(default)]
+    pub commit_ms: Option<f64>,
+    /// [`WriteWorkload::BigTx`]: from the end of `COMMIT` until the transaction's object is in
+    /// the store, milliseconds (None: not seen in time).
+    #[serde(default)]
+    pub upload_ms: Option<f64>,
     /// The error, if the run failed.
     pub error: Option<String>,
 }
@@ -227,6 +254,9 @@ pub struct WriteRecord {
     pub workload: WriteWorkload,
     /// Run number (0-based).
     pub run: usize,
+    /// [`WriteWorkload::BigTx`]: MB of row data in the transaction.
+    #[serde(default)]
+    pub mb: Option<u32>,
     /// What the runner printed (None if it was killed or printed nothing).
     pub output: Option<WriteOutput>,
     /// Set when the runner was killed after this many seconds.
@@ -259,6 +289,18 @@ pub struct WriteResults {
     pub sizes: Vec<u32>,
     /// Timeout per process, seconds.
     pub timeout_secs: u64,
+    /// The workloads run, when `BENCH_WRITE_WORKLOADS` named some (empty: all).
+    #[serde(default)]
+    pub workloads: Vec<WriteWorkload>,
+    /// Sizes of the big transaction, MB (empty: not run).
+    #[serde(default)]
+    pub bigtx_mb: Vec<u32>,
+    /// Runs per size and target of the big transaction.
+    #[serde(default)]
+    pub bigtx_runs: usize,
+    /// Timeout per big-transaction process, seconds.
+    #[serde(default)]
+    pub bigtx_timeout_secs: u64,
     /// Upload interval of both VFS, milliseconds.
     pub interval_ms: u64,
     /// Rows of `items` in each replica before a run: (size, rows).
@@ -312,7 +354,9 @@ pub fn run_suite(
                 for k in 0..Target::ALL.len() {
                     // Rotate the order of the targets from run to run, as the read passes do.
                     let target = Target::ALL[(k + run) % Target::ALL.len()];
-                    if !workload.applies_to(target, db) || killed.contains(&(db, target, workload))
+                    if !workload.applies_to(target, db)
+                        || !config.runs_write_workload(workload)
+                        || killed.contains(&(db, target, workload))
                     {
                         continue;
                     }
@@ -322,7 +366,8 @@ pub fn run_suite(
                         workload.name(),
                         target.name()
                     ));
-                    let record = one_run(config, db, dataset, workload, target, run, &dir, logs)?;
+                    let record =
+                        one_run(config, db, dataset, workload, target, run, &dir, logs, None)?;
                     eprintln!(
                         "bench:   write run {}/{} {:<12} {}",
                         run + 1,
@@ -341,7 +386,9 @@ pub fn run_suite(
             }
         }
     }
+    crate::bigtx::run_all(config, &scratch, logs, &mut records)?;
     let _ = std::fs::remove_dir_all(&scratch);
+    let bigtx = config.runs_write_workload(WriteWorkload::BigTx);
     Ok(WriteResults {
         runs: config.write_runs,
         secs: config.write_secs,
@@ -349,6 +396,21 @@ pub fn run_suite(
         samples: config.write_samples,
         sizes: datasets.iter().map(|(mb, _)| *mb).collect(),
         timeout_secs: config.write_timeout_secs,
+        workloads: if WriteWorkload::ALL
+            .iter()
+            .all(|&w| config.runs_write_workload(w))
+        {
+            Vec::new()
+        } else {
+            config.write_workloads.clone()
+        },
+        bigtx_mb: if bigtx {
+            config.bigtx_mb.clone()
+        } else {
+            Vec::new()
+        },
+        bigtx_runs: config.bigtx_runs,
+        bigtx_timeout_secs: config.bigtx_timeout_secs,
         interval_ms: SYNC_INTERVAL.as_millis() as u64,
         base_rows: datasets
             .iter()
@@ -361,8 +423,9 @@ pub fn run_suite(
     })
 }
 
+/// One run in a fresh process; `mb`: the size of [`WriteWorkload::BigTx`].
 #[allow(clippy::too_many_arguments)]
-fn one_run(
+pub(crate) fn one_run(
     config: &Config,
     db: WriteDb,
     dataset: Option<&Dataset>,
@@ -371,8 +434,13 @@ fn one_run(
     run: usize,
     dir: &Path,
     logs: &Path,
+    mb: Option<u32>,
 ) -> Result<WriteRecord> {
     std::fs::create_dir_all(dir)?;
+    let timeout = match workload {
+        WriteWorkload::BigTx => config.bigtx_timeout_secs,
+        _ => config.write_timeout_secs,
+    };
     let n_items = dataset.map_or(0, |d| d.meta.data.n_items);
     let mut spec = WriteSpec {
         target,
@@ -393,6 +461,8 @@ fn one_run(
         n_items,
         // The same rows for every target of a run, other rows in the next run.
         seed: 0x0077_7269_7465 ^ run as u64,
+        bigtx_mb: mb.unwrap_or(0),
+        deadline_secs: timeout,
     };
     let mut cmd = Command::new(&config.runner);
     sanitize_env(&mut cmd);
@@ -431,7 +501,6 @@ fn one_run(
     }
     cmd.arg("--write").arg(serde_json::to_string(&spec)?);
 
-    let timeout = config.write_timeout_secs;
     let t = Instant::now();
     let out = run_bounded(&mut cmd, Duration::from_secs(timeout))?;
     let process_ms = t.elapsed().as_secs_f64() * 1000.0;
@@ -445,6 +514,7 @@ fn one_run(
         target,
         workload,
         run,
+        mb,
         output,
         timed_out_secs,
         process_ms,
@@ -463,20 +533,25 @@ fn one_run(
                 || (run == 0
                     && matches!(workload, WriteWorkload::TxFull | WriteWorkload::BatchFull)));
         if check {
-            record.restored = Some(restored_rows(replica, dir).map_err(|e| format!("{e:#}")));
+            let table = match workload {
+                WriteWorkload::BigTx => "t",
+                _ => "items",
+            };
+            record.restored =
+                Some(restored_rows(replica, dir, table).map_err(|e| format!("{e:#}")));
         }
     }
     drop(server);
     Ok(record)
 }
 
-/// `litestream restore` of the replica, its integrity, and its `count(*)` of `items`.
-fn restored_rows(replica: &ReplicaTarget, dir: &Path) -> Result<i64> {
+/// `litestream restore` of the replica, its integrity, and its `count(*)` of `table`.
+fn restored_rows(replica: &ReplicaTarget, dir: &Path, table: &str) -> Result<i64> {
     let out = dir.join("restored.db");
     restore(replica, &out, &RestoreOpts::default())?;
     let check = testkit::primary::integrity_check(&out)?;
     anyhow::ensure!(check == "ok", "integrity_check: {check}");
-    testkit::primary::count_rows(&out, "items")
+    testkit::primary::count_rows(&out, table)
 }
 
 /// Recreates the tree `from` at `to` with hard links to its files (a copy where linking is not
@@ -493,50 +568,4 @@ fn link_tree(from: &Path, to: &Path) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn describe(r: &WriteRecord) -> String {
-    let mut s = format!("{:<5} {:<14}", r.target.name(), r.workload.name());
-    if let Some(secs) = r.timed_out_secs {
-        s.push_str(&format!(" killed after {secs} s"));
-    }
-    if let Some(e) = &r.error {
-        s.push_str(&format!(" ERROR {e}"));
-    }
-    // A run that failed inside its measured section has no duration to divide by.
-    if let Some(o) = r.output.as_ref().filter(|o| o.ms > 0.0) {
-        let secs = o.ms / 1000.0;
-        match r.workload {
-            WriteWorkload::TxFull | WriteWorkload::TxOff => {
-                s.push_str(&format!(" {:.0} tx/s", o.txs as f64 / secs));
-            }
-            WriteWorkload::BatchFull | WriteWorkload::BatchOff => {
-                s.push_str(&format!(" {:.0} rows/s", o.rows as f64 / secs));
-            }
-            WriteWorkload::CommitVisible => {
-                let v: Vec<String> = o.visible_ms.iter().map(|m| format!("{m:.0}")).collect();
-                s.push_str(&format!(" visible after [{}] ms", v.join(", ")));
-                if o.visible_timeouts > 0 {
-                    s.push_str(&format!(" ({} never)", o.visible_timeouts));
-                }
-            }
-            WriteWorkload::UploadRate => s.push_str(&format!(
-                " {} uploads in {:.1} s ({} commits)",
-                o.upload_at_ms.len(),
-                secs,
-                o.txs
-            )),
-            WriteWorkload::OpenWrite => s.push_str(&format!(" {:.1} ms", o.ms)),
-        }
-        if let Some(req) = &o.requests {
-            s.push_str(&format!(" [{}P {}G {}L]", req.put, req.gets(), req.list));
-        }
-        s.push_str(&format!(" rss={}MB", o.vmhwm_kb / 1024));
-    }
-    match &r.restored {
-        Some(Ok(n)) => s.push_str(&format!(" restored {n} rows")),
-        Some(Err(e)) => s.push_str(&format!(" RESTORE FAILED {e}")),
-        None => {}
-    }
-    s
 }

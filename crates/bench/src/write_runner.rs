@@ -16,13 +16,13 @@ use crate::write::{
     VISIBLE_TIMEOUT_INTERVALS,
 };
 
-fn ms(since: Instant) -> f64 {
+pub(crate) fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1000.0
 }
 
 /// Loads the extension (VFS targets) on a connection of its own, kept open as long as the
 /// database's; fills `load_ms`.
-fn load(spec: &WriteSpec, out: &mut WriteOutput) -> Result<Option<Connection>> {
+pub(crate) fn load(spec: &WriteSpec, out: &mut WriteOutput) -> Result<Option<Connection>> {
     if !spec.target.is_vfs() {
         return Ok(None);
     }
@@ -34,7 +34,7 @@ fn load(spec: &WriteSpec, out: &mut WriteOutput) -> Result<Option<Connection>> {
 
 /// Opens the database read-write (created if need be), in a rollback journal for local SQLite
 /// as for the VFS (which refuses WAL; the restored copy of a replica may say WAL in its header).
-fn open(spec: &WriteSpec) -> Result<Connection> {
+pub(crate) fn open(spec: &WriteSpec) -> Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_URI
@@ -51,14 +51,14 @@ fn open(spec: &WriteSpec) -> Result<Connection> {
     }
 }
 
-fn close(conn: Connection) -> Result<()> {
+pub(crate) fn close(conn: Connection) -> Result<()> {
     conn.close()
         .map_err(|(_, e)| e)
         .context("close the database")
 }
 
 /// Reads the S3 server's counters (None for local SQLite).
-fn stats(spec: &WriteSpec) -> Result<Option<RequestStats>> {
+pub(crate) fn stats(spec: &WriteSpec) -> Result<Option<RequestStats>> {
     match &spec.stats_endpoint {
         Some(endpoint) if spec.target.is_vfs() => Ok(Some(
             testkit::s3::remote_stats(endpoint).context("read S3 stats")?,
@@ -84,7 +84,7 @@ impl Rows {
 }
 
 /// Names of the LTX objects under `dir` (every level), with their modification times.
-fn ltx_objects(dir: &Path) -> Result<Vec<(String, SystemTime)>> {
+pub(crate) fn ltx_objects(dir: &Path) -> Result<Vec<(String, SystemTime)>> {
     let mut out = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else {
         // The prefix of a new database exists once its first object does.
@@ -138,6 +138,9 @@ pub fn run(spec: &WriteSpec, out: &mut WriteOutput) -> Result<()> {
             spec.target.name(),
             spec.db.label()
         );
+    }
+    if spec.workload == WriteWorkload::BigTx {
+        return crate::bigtx::run(spec, out);
     }
     let mut rows = Rows {
         rng: Rng::new(spec.seed),
@@ -208,7 +211,7 @@ pub fn run(spec: &WriteSpec, out: &mut WriteOutput) -> Result<()> {
     let deadline = Duration::from_secs_f64(spec.secs);
 
     match spec.workload {
-        WriteWorkload::OpenWrite => unreachable!("handled above"),
+        WriteWorkload::OpenWrite | WriteWorkload::BigTx => unreachable!("handled above"),
         WriteWorkload::TxFull | WriteWorkload::TxOff => {
             let before = stats(spec)?;
             let t = Instant::now();

@@ -1,5 +1,6 @@
 //! The fixed prose of the report: how the figures were made, and the settings.
 
+use crate::bigtx::{DEADLINE_SHARE, ROW_BYTES, SQL_INSERT_BIGTX};
 use crate::scale::live::{COMMITS_PER_SEC, RANDOM_ROWS};
 use crate::scale::pages::{BODY_LEN, FANOUT};
 use crate::write::{BATCH_ROWS, SQL_INSERT, VISIBLE_TIMEOUT_INTERVALS};
@@ -74,7 +75,9 @@ Environment knobs: `BENCH_SIZES` (MB, e.g. `10,200,1000`), `BENCH_VACUUMED_SIZES
 `BENCH_LATENCY_SIZES`, `BENCH_LATENCY_RUNS`, `BENCH_LATENCY_GO_RUNS`, `BENCH_TIMEOUT`, \
 `BENCH_LATENCY_TIMEOUT`, `BENCH_DIR`; for the write suite `BENCH_WRITE_SIZES` (default `200` when \
 200 is among the sizes), `BENCH_WRITE_RUNS`, `BENCH_WRITE_SECS`, `BENCH_WRITE_LOAD_SECS`, \
-`BENCH_WRITE_SAMPLES`, `BENCH_WRITE_TIMEOUT`; for the scale suite `BENCH_SCALE_PAGES` (rows, \
+`BENCH_WRITE_SAMPLES`, `BENCH_WRITE_TIMEOUT`, `BENCH_WRITE_WORKLOADS` (names, e.g. `bigtx`; default \
+all), `BENCH_BIGTX_MB` (sizes of the one big transaction, default `500`; empty: not run), \
+`BENCH_BIGTX_RUNS` (default 1), `BENCH_BIGTX_TIMEOUT` (default 600 s); for the scale suite `BENCH_SCALE_PAGES` (rows, \
 one leaf page each, default `1M,8M,26M`), `BENCH_SCALE_FOLLOW_SECS` (default 600), \
 `BENCH_SCALE_HYDRATE` (sizes also hydrated, default `8M`), `BENCH_SCALE_TIMEOUT` (default the \
 follow + 1800 s); `BENCH_SUITES` (any of `read`, `write`, `scale`; default `read,write`: a \
@@ -116,7 +119,18 @@ closes, shown apart (\"close\"). After every run on a new database, and after th
 single-row and batched run on a replica, `litestream restore` rebuilds the database from the \
 store, checks its integrity and compares its `items` rows with those before the run plus those \
 the run committed (and with what the writer's connection counted at the end); a run that failed \
-is checked too, for what it committed before failing.\n"
+is checked too, for what it committed before failing.
+- **One big transaction** (issue #14): on a new database whose table `t(id INTEGER PRIMARY KEY, \
+b BLOB)` a first connection created and closed, one process per size and target opens the \
+database, runs `BEGIN`, `{SQL_INSERT_BIGTX}` with `BENCH_BIGTX_MB` × 10^6 / {ROW_BYTES} rows of \
+{ROW_BYTES} random bytes (about one 4 KiB page each, incompressible), then `COMMIT` (default \
+`synchronous=FULL`), each timed; then polls the server's disk every millisecond until an LTX \
+object starting after the schema's TXID is there (not a compaction), timed from the end of \
+`COMMIT` and given up at {share:.0} % of `BENCH_BIGTX_TIMEOUT`; then closes, timed. Peak RSS is the \
+runner's `VmHWM` read at the end. `litestream restore` then checks the replica's integrity and \
+its rows. A run is skipped, saying so, when the disk has less than four times the size and 2 GB \
+free; a target killed at one size is not run at larger ones.\n",
+        share = DEADLINE_SHARE * 100.0
     )
 }
 

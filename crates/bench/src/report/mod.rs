@@ -181,3 +181,5 @@ pub(crate) fn utc_now() -> String {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_bigtx;

@@ -35,6 +35,10 @@ fn config(dir: &Path) -> Config {
         write_load_secs: 5.0,
         write_samples: 3,
         write_timeout_secs: 60,
+        write_workloads: Vec::new(),
+        bigtx_mb: vec![500, 2000],
+        bigtx_runs: 1,
+        bigtx_timeout_secs: 600,
         scale_pages: vec![1_000_000, 8_000_000, 26_000_000],
         scale_follow_secs: 600.0,
         scale_hydrate: vec![8_000_000],
@@ -248,7 +252,7 @@ fn write_output(rng: &mut Rng, target: Target, workload: WriteWorkload) -> Write
                 .collect();
         }
         WriteWorkload::OpenWrite => o.ms = ms(rng, target),
-        WriteWorkload::TxFull | WriteWorkload::TxOff => {}
+        WriteWorkload::TxFull | WriteWorkload::TxOff | WriteWorkload::BigTx => {}
     }
     o
 }
@@ -305,6 +309,7 @@ fn write_record(
         run,
         output,
         timed_out_secs,
+        mb: None,
         process_ms: 1500.0,
         process_requests: RequestStats::default(),
         restored,
@@ -312,7 +317,7 @@ fn write_record(
     }
 }
 
-fn write_suite(rng: &mut Rng) -> WriteResults {
+pub(super) fn write_suite(rng: &mut Rng) -> WriteResults {
     let mut records = Vec::new();
     for db in [WriteDb::New, WriteDb::Replica(200)] {
         for target in Target::ALL {
@@ -325,6 +330,7 @@ fn write_suite(rng: &mut Rng) -> WriteResults {
             }
         }
     }
+    records.extend(super::tests_bigtx::records(rng));
     WriteResults {
         runs: 3,
         secs: 1.2,
@@ -332,6 +338,10 @@ fn write_suite(rng: &mut Rng) -> WriteResults {
         samples: 3,
         sizes: vec![200],
         timeout_secs: 60,
+        workloads: Vec::new(),
+        bigtx_mb: vec![500, 2000],
+        bigtx_runs: 1,
+        bigtx_timeout_secs: 600,
         interval_ms: 1000,
         base_rows: vec![(200, 800_000)],
         date: "2025-01-02 11:00 UTC".into(),

@@ -287,7 +287,7 @@ fn mem_available() -> u64 {
 }
 
 /// Free bytes on the file system of `dir` (`df`, which every machine has).
-fn free_disk(dir: &Path) -> u64 {
+pub(crate) fn free_disk(dir: &Path) -> u64 {
     Command::new("df")
         .args(["--output=avail", "-B1"])
         .arg(dir)

@@ -101,6 +101,10 @@ impl Cells {
 pub(super) fn aggregate(w: &WriteResults) -> Cells {
     let mut cells: BTreeMap<Key, Cell> = BTreeMap::new();
     for r in &w.records {
+        // The big transaction has its own figures ([`super::bigtx`]).
+        if r.workload == WriteWorkload::BigTx {
+            continue;
+        }
         let cell = cells.entry((r.db, r.target, r.workload)).or_default();
         if let Some(secs) = r.timed_out_secs {
             cell.killed.push(secs);
@@ -159,6 +163,7 @@ pub(super) fn aggregate(w: &WriteResults) -> Cells {
                     .push(points.windows(2).map(|p| p[1] - p[0]).collect());
             }
             WriteWorkload::OpenWrite => cell.values.push(o.ms),
+            WriteWorkload::BigTx => {}
         }
         if let Some(req) = o.requests {
             cell.requests.push(req);

@@ -9,7 +9,10 @@ use crate::write::{WriteWorkload, VISIBLE_TIMEOUT_INTERVALS};
 
 /// Whether the workload's figure is a rate (higher is better) rather than a time.
 pub(super) fn is_rate(w: WriteWorkload) -> bool {
-    !matches!(w, WriteWorkload::CommitVisible | WriteWorkload::OpenWrite)
+    !matches!(
+        w,
+        WriteWorkload::CommitVisible | WriteWorkload::OpenWrite | WriteWorkload::BigTx
+    )
 }
 
 pub(super) fn unit(w: WriteWorkload) -> &'static str {
@@ -17,7 +20,7 @@ pub(super) fn unit(w: WriteWorkload) -> &'static str {
         WriteWorkload::TxFull | WriteWorkload::TxOff => "tx/s",
         WriteWorkload::BatchFull | WriteWorkload::BatchOff => "rows/s",
         WriteWorkload::UploadRate => "uploads/s",
-        WriteWorkload::CommitVisible | WriteWorkload::OpenWrite => "ms",
+        WriteWorkload::CommitVisible | WriteWorkload::OpenWrite | WriteWorkload::BigTx => "ms",
     }
 }
 

@@ -2,6 +2,7 @@
 //! (targets, ratios, raw figures) and its rows of the chart.
 
 mod aggregate;
+pub(in crate::report) mod bigtx;
 mod chart;
 mod figures;
 mod verdict;
@@ -37,15 +38,25 @@ pub(super) fn summary(w: &WriteResults, carried: bool) -> String {
     } else {
         String::new()
     };
+    let only = if w.workloads.is_empty() {
+        String::new()
+    } else {
+        let names: Vec<&str> = w.workloads.iter().map(|wl| wl.name()).collect();
+        format!(" BENCH_WRITE_WORKLOADS={}", names.join(","))
+    };
     format!(
         "`BENCH_WRITE_SIZES={} BENCH_WRITE_RUNS={} BENCH_WRITE_SECS={} BENCH_WRITE_LOAD_SECS={} \
-         BENCH_WRITE_SAMPLES={} BENCH_WRITE_TIMEOUT={}`, {} processes, {}{from}",
+         BENCH_WRITE_SAMPLES={} BENCH_WRITE_TIMEOUT={} BENCH_BIGTX_MB={} BENCH_BIGTX_RUNS={} \
+         BENCH_BIGTX_TIMEOUT={}{only}`, {} processes, {}{from}",
         join(&w.sizes),
         w.runs,
         w.secs,
         w.load_secs,
         w.samples,
         w.timeout_secs,
+        join(&w.bigtx_mb),
+        w.bigtx_runs,
+        w.bigtx_timeout_secs,
         w.records.len(),
         fmt_duration(w.secs_taken)
     )
@@ -93,6 +104,7 @@ pub(super) fn section(w: &WriteResults) -> (String, usize, usize) {
         );
         md.push('\n');
     }
+    bigtx::section(&mut md, w);
     (md, met, judged)
 }
 

@@ -53,6 +53,7 @@ pub(super) fn verdicts(w: &WriteResults, cells: &Cells) -> Vec<Verdict> {
     if let Some(db) = judged_replica(w) {
         v.push(open_verdict(cells, db));
     }
+    v.extend(super::bigtx::verdicts(w));
     v
 }
 
