@@ -164,6 +164,7 @@ async fn an_empty_replica_costs_one_listing() {
     ));
     let loc = replica::location::Location {
         store: Arc::new(store.clone()),
+        bulk: Arc::new(store.clone()),
         root: Default::default(),
         display: "empty".into(),
     };

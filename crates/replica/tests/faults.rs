@@ -41,6 +41,7 @@ fn faulty(r: &ReplicaDir) -> (Location, FaultyStore) {
     let store = FaultyStore::new(Arc::new(inner));
     let loc = Location {
         store: Arc::new(store.clone()),
+        bulk: Arc::new(store.clone()),
         root: Default::default(),
         display: r.url(),
     };

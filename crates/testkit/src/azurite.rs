@@ -71,9 +71,7 @@ impl Azurite {
                     attempt += 1;
                     std::thread::sleep(std::time::Duration::from_millis(100));
                 }
-                other => {
-                    return other.with_context(|| format!("create Azurite container {name}"))
-                }
+                other => return other.with_context(|| format!("create Azurite container {name}")),
             }
         }
     }

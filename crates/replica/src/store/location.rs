@@ -23,6 +23,10 @@ mod gcs;
 pub struct Location {
     /// The store client.
     pub store: Arc<dyn ObjectStore>,
+    /// The same store with timeouts for bulk transfers: the parts and server-side copy of a
+    /// large upload and whole-file downloads, which may rightly send nothing back, or keep
+    /// sending, for longer than a page read may take.
+    pub bulk: Arc<dyn ObjectStore>,
     /// Prefix of the database's files inside the store.
     pub root: Path,
     /// The URL as shown in messages: no credentials.
@@ -130,12 +134,12 @@ pub fn connect_with(url: &str, env: Env<'_>, create: bool) -> Result<Location> {
             let mut b = b
                 .with_bucket_name(&bucket)
                 .with_region(region)
-                .with_client_options(client_options(env, skip_verify, plain_http)?)
                 .with_retry(retry_config());
             if let Some(ep) = endpoint {
+                // (http itself is allowed in the client options below, which replace the
+                // builder's: `with_allow_http` here would be lost.)
                 b = b
                     .with_endpoint(&ep)
-                    .with_allow_http(plain_http)
                     .with_virtual_hosted_style_request(force_path_style == Some(false));
             }
             // Large uploads are fenced by a create-only copy (store/transfer.rs), which S3
@@ -147,7 +151,13 @@ pub fn connect_with(url: &str, env: Env<'_>, create: bool) -> Result<Location> {
                 None if b.get_config_value(&key).is_some() => b,
                 None => b.with_copy_if_not_exists(S3CopyIfNotExists::Multipart),
             };
-            located(b.build(), path, display)
+            let opts = |t| {
+                client_options(env, skip_verify, plain_http, t)
+                    .map(|o| o.with_allow_http(plain_http))
+            };
+            let bulk = b.clone().with_client_options(opts(Timeouts::Bulk)?).build();
+            let store = b.with_client_options(opts(Timeouts::Interactive)?).build();
+            located(store, bulk, path, display)
         }
         "gs" => {
             let g = gcs::gcs(
@@ -156,9 +166,12 @@ pub fn connect_with(url: &str, env: Env<'_>, create: bool) -> Result<Location> {
                 env,
                 &display,
             )?;
-            let opts = cloud_options(env, "GOOGLE_ALLOW_HTTP", g.plain_http, g.endpoint_only)?;
-            let built = g.builder.with_client_options(opts);
-            located(built.with_retry(retry_config()).build(), path, display)
+            let opts =
+                |t| cloud_options(env, "GOOGLE_ALLOW_HTTP", g.plain_http, g.endpoint_only, t);
+            let b = g.builder.with_retry(retry_config());
+            let bulk = b.clone().with_client_options(opts(Timeouts::Bulk)?).build();
+            let store = b.with_client_options(opts(Timeouts::Interactive)?).build();
+            located(store, bulk, path, display)
         }
         "abs" => {
             let account = Some(parsed.username())
@@ -171,9 +184,11 @@ pub fn connect_with(url: &str, env: Env<'_>, create: bool) -> Result<Location> {
                 env,
                 &display,
             )?;
-            let opts = cloud_options(env, "AZURE_ALLOW_HTTP", a.plain_http, a.endpoint_only)?;
-            let built = a.builder.with_client_options(opts);
-            located(built.with_retry(retry_config()).build(), path, display)
+            let opts = |t| cloud_options(env, "AZURE_ALLOW_HTTP", a.plain_http, a.endpoint_only, t);
+            let b = a.builder.with_retry(retry_config());
+            let bulk = b.clone().with_client_options(opts(Timeouts::Bulk)?).build();
+            let store = b.with_client_options(opts(Timeouts::Interactive)?).build();
+            located(store, bulk, path, display)
         }
         other => Err(Error::Config(format!(
             "unsupported replica URL scheme {other:?} in {display}: supported are file, s3, gs, abs"
@@ -183,12 +198,15 @@ pub fn connect_with(url: &str, env: Env<'_>, create: bool) -> Result<Location> {
 
 fn located<S: ObjectStore>(
     built: object_store::Result<S>,
+    bulk: object_store::Result<S>,
     path: String,
     display: String,
 ) -> Result<Location> {
     let store = built.map_err(|e| Error::Config(format!("{display}: {e}")))?;
+    let bulk = bulk.map_err(|e| Error::Config(format!("{display}: {e}")))?;
     Ok(Location {
         store: Arc::new(store),
+        bulk: Arc::new(bulk),
         root: Path::from(path),
         display,
     })
@@ -213,10 +231,13 @@ fn local(dir: &str, display: &str, create: bool) -> Result<Location> {
             url: display.to_string(),
         });
     }
-    let store = LocalFileSystem::new_with_prefix(dir)
-        .map_err(|e| Error::Config(format!("{display}: {e}")))?;
+    let store: Arc<dyn ObjectStore> = Arc::new(
+        LocalFileSystem::new_with_prefix(dir)
+            .map_err(|e| Error::Config(format!("{display}: {e}")))?,
+    );
     Ok(Location {
-        store: Arc::new(store),
+        bulk: store.clone(),
+        store,
         root: Path::default(),
         display: display.to_string(),
     })
@@ -240,13 +261,16 @@ fn cloud_options(
     allow_var: &str,
     plain_http: bool,
     endpoint_only: bool,
+    timeouts: Timeouts,
 ) -> Result<ClientOptions> {
     let allow = match env(allow_var) {
         Some(v) => parse_bool(&v, allow_var)?,
         None => false,
     };
-    Ok(client_options(env, false, plain_http && endpoint_only)?
-        .with_allow_http(allow || plain_http))
+    Ok(
+        client_options(env, false, plain_http && endpoint_only, timeouts)?
+            .with_allow_http(allow || plain_http),
+    )
 }
 
 fn is_plain_http(endpoint: &str) -> bool {
@@ -263,6 +287,13 @@ fn parse_bool(v: &str, what: &str) -> Result<bool> {
     }
 }
 
+/// Which requests a client serves: page reads, listings and small writes, or bulk transfers.
+#[derive(Clone, Copy, Debug)]
+enum Timeouts {
+    Interactive,
+    Bulk,
+}
+
 /// Timeouts short enough that a dead endpoint fails an open or a page read within seconds
 /// (about 10 s: one read timeout outlasts the retry budget of `retry_config`): an endpoint that accepts the
 /// connection and never answers is caught by the read timeout, which restarts on every chunk
@@ -272,11 +303,22 @@ fn parse_bool(v: &str, what: &str) -> Result<bool> {
 /// `plain_http_only`: every request goes to a plain-http endpoint. The system's certificate
 /// store is then not loaded: reading and parsing it costs 6-14 ms of every open, for TLS that
 /// is never spoken.
-fn client_options(env: Env<'_>, skip_verify: bool, plain_http_only: bool) -> Result<ClientOptions> {
+fn client_options(
+    env: Env<'_>,
+    skip_verify: bool,
+    plain_http_only: bool,
+    timeouts: Timeouts,
+) -> Result<ClientOptions> {
+    let (read, total) = match timeouts {
+        Timeouts::Interactive => (10, 60),
+        // A server-side copy of gigabytes answers only when done (S3's UploadPartCopy, GCS's
+        // rewrite), and a multi-GB download takes minutes.
+        Timeouts::Bulk => (15 * 60, 4 * 3600),
+    };
     let mut o = ClientOptions::new()
         .with_connect_timeout(Duration::from_secs(3))
-        .with_read_timeout(Duration::from_secs(10))
-        .with_timeout(Duration::from_secs(60))
+        .with_read_timeout(Duration::from_secs(read))
+        .with_timeout(Duration::from_secs(total))
         .with_pool_idle_timeout(Duration::from_secs(60))
         .with_no_system_certificates(plain_http_only);
     if skip_verify {

@@ -28,6 +28,8 @@ pub const PART_SIZE: usize = 16 << 20;
 #[derive(Clone, Debug)]
 pub struct Remote {
     pub(super) store: Arc<dyn ObjectStore>,
+    /// The store for bulk transfers (see [`Location::bulk`]).
+    pub(super) bulk: Arc<dyn ObjectStore>,
     /// Prefix of the database's files.
     pub root: Path,
     /// URL for messages.
@@ -47,6 +49,7 @@ impl Remote {
     pub fn new(loc: Location) -> Remote {
         Remote {
             store: loc.store,
+            bulk: loc.bulk,
             root: loc.root,
             display: loc.display,
             stats: Arc::default(),

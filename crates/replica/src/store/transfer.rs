@@ -78,7 +78,7 @@ impl Remote {
             Stats::add(&self.stats.get_whole, 1);
             let start = Instant::now();
             let mut stream = self
-                .store
+                .bulk
                 .get_opts(key, GetOptions::default())
                 .await
                 .map_err(|e| self.failed("get", key, start, e))?
@@ -123,7 +123,7 @@ impl Remote {
             let start = Instant::now();
             Stats::add(&self.stats.put, 1);
             let upload = self
-                .store
+                .bulk
                 .put_multipart_opts(staging, PutMultipartOptions::default())
                 .await
                 .map_err(|e| self.failed("put_multipart", staging, start, e))?;
@@ -184,7 +184,7 @@ impl Remote {
         let start = Instant::now();
         async {
             Stats::add(&self.stats.put, 1);
-            match self.store.copy_if_not_exists(from, to).await {
+            match self.bulk.copy_if_not_exists(from, to).await {
                 Ok(()) => Ok(true),
                 Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
                 Err(e) => Err(self.failed("copy", to, start, e)),
