@@ -520,17 +520,42 @@ mod tests {
                 .as_deref()
                 == Some("true")
         };
-        assert!(skips(client_options(&none, false, true).unwrap()));
-        assert!(!skips(client_options(&none, false, false).unwrap()));
+        assert!(skips(
+            client_options(&none, false, true, Timeouts::Interactive).unwrap()
+        ));
+        assert!(!skips(
+            client_options(&none, false, false, Timeouts::Interactive).unwrap()
+        ));
         // GCS and Azure: plain http alone is not enough while a token service may be asked.
         assert!(skips(
-            cloud_options(&none, "GOOGLE_ALLOW_HTTP", true, true).unwrap()
+            cloud_options(
+                &none,
+                "GOOGLE_ALLOW_HTTP",
+                true,
+                true,
+                Timeouts::Interactive
+            )
+            .unwrap()
         ));
         assert!(!skips(
-            cloud_options(&none, "GOOGLE_ALLOW_HTTP", true, false).unwrap()
+            cloud_options(
+                &none,
+                "GOOGLE_ALLOW_HTTP",
+                true,
+                false,
+                Timeouts::Interactive
+            )
+            .unwrap()
         ));
         assert!(!skips(
-            cloud_options(&none, "GOOGLE_ALLOW_HTTP", false, true).unwrap()
+            cloud_options(
+                &none,
+                "GOOGLE_ALLOW_HTTP",
+                false,
+                true,
+                Timeouts::Interactive
+            )
+            .unwrap()
         ));
         let anon = gcs::gcs(
             "b".into(),
