@@ -78,11 +78,15 @@ pub(crate) async fn list_all(
     Ok(Listing { layout, files })
 }
 
-/// A listing's last-modified time as an upper bound of the file's creation time. Azure lists
-/// whole seconds (and so do GCS emulators): a time with no milliseconds may have been cut down
-/// to the second, and only the end of that second is then sure to come after the upload.
-fn listed_upper_bound(ms: i64) -> i64 {
-    if ms.rem_euclid(1000) == 0 {
+/// A listing's last-modified time as an upper bound of the file's creation time. Azure and S3
+/// list whole seconds (and so do GCS emulators): a time with nothing below the second may have
+/// been cut down to it, and only the end of that second is then sure to come after the upload.
+/// Local files carry nanoseconds; one whose time merely falls on a whole millisecond is taken
+/// as it is (judging by milliseconds made one such file in a thousand look up to a second
+/// younger than it was).
+fn listed_upper_bound(m: &object_store::ObjectMeta) -> i64 {
+    let ms = m.last_modified.timestamp_millis();
+    if m.last_modified.timestamp_subsec_nanos() == 0 {
         ms + 999
     } else {
         ms
@@ -106,7 +110,7 @@ pub(crate) fn file_info(
     let created_ms = header_ts
         .get(&key)
         .copied()
-        .unwrap_or_else(|| listed_upper_bound(m.last_modified.timestamp_millis()));
+        .unwrap_or_else(|| listed_upper_bound(m));
     Some((
         layout,
         FileInfo {
@@ -117,4 +121,31 @@ pub(crate) fn file_info(
             created_ms,
         },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listed_at(t: &str) -> object_store::ObjectMeta {
+        object_store::ObjectMeta {
+            location: Path::from("ltx/0/0000000000000001-0000000000000001.ltx"),
+            last_modified: t.parse().unwrap(),
+            size: 1,
+            e_tag: None,
+            version: None,
+        }
+    }
+
+    #[test]
+    fn only_times_cut_to_the_second_are_raised_to_its_end() {
+        let ms = |t: &str| listed_at(t).last_modified.timestamp_millis();
+        // Azure and S3 list whole seconds: the upload may have ended up to a second later.
+        let second = "2026-12-07T10:00:00Z";
+        assert_eq!(listed_upper_bound(&listed_at(second)), ms(second) + 999);
+        // A local file's time in nanoseconds, on a whole millisecond or not, is taken as it is.
+        for t in ["2026-12-07T10:00:00.000000500Z", "2026-12-07T10:00:00.123Z"] {
+            assert_eq!(listed_upper_bound(&listed_at(t)), ms(t));
+        }
+    }
 }
