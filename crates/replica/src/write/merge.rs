@@ -81,9 +81,7 @@ async fn merge_in_memory(
     let (inputs, keys, key) = (inputs.to_vec(), keys.to_vec(), key.clone());
     blocking(&key.clone(), move || {
         let sources: Vec<&[u8]> = bodies.iter().map(|b| &b[..]).collect();
-        check_headers(&inputs, &keys, &sources)?;
-        let (header, bytes) = ltx::compact_into(sources, ltx::HEADER_FLAG_NO_CHECKSUM, Vec::new())
-            .map_err(|e| compaction_error(e, &keys, &key))?;
+        let (header, bytes) = merge_sources(&inputs, &keys, &key, sources, Vec::new())?;
         Ok((header, Output::Memory(bytes)))
     })
     .await
@@ -114,12 +112,23 @@ async fn merge_spooled(
             .iter()
             .map(Spool::source)
             .collect::<Result<Vec<_>>>()?;
-        check_headers(&inputs, &keys, &sources)?;
-        let (header, _) = ltx::compact_into(sources, ltx::HEADER_FLAG_NO_CHECKSUM, out.writer())
-            .map_err(|e| compaction_error(e, &keys, &key))?;
+        let (header, _) = merge_sources(&inputs, &keys, &key, sources, out.writer())?;
         Ok((header, Output::Spooled(out)))
     })
     .await
+}
+
+/// Checks each input's header against its name, then merges the inputs into `out`.
+fn merge_sources<S: ltx::FileSource, W: std::io::Write>(
+    inputs: &[FileInfo],
+    keys: &[Path],
+    key: &Path,
+    sources: Vec<S>,
+    out: W,
+) -> Result<(ltx::Header, W)> {
+    check_headers(inputs, keys, &sources)?;
+    ltx::compact_into(sources, ltx::HEADER_FLAG_NO_CHECKSUM, out)
+        .map_err(|e| compaction_error(e, keys, key))
 }
 
 /// Decompressing and recompressing every page is CPU work: off the I/O threads.
