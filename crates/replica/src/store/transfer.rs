@@ -47,7 +47,8 @@ impl Remote {
         async {
             let (f, size) = open(file).await?;
             if size <= self.single_put_max {
-                let bytes = read_whole(f, file).await?;
+                let (_, bytes) = read_part(f, size as usize, file).await?;
+                let bytes = Bytes::from(bytes);
                 return self.put_new(key, bytes).await;
             }
             let staging = self.staging_prefix().join(staging_name().as_str());
@@ -240,18 +241,6 @@ async fn open(path: &std::path::Path) -> Result<(File, u64)> {
     .map_err(joined)?
 }
 
-async fn read_whole(mut f: File, path: &std::path::Path) -> Result<Bytes> {
-    let p = path.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        let mut buf = Vec::new();
-        f.read_to_end(&mut buf)
-            .map_err(|e| local_err(&p, format!("cannot read: {e}")))?;
-        Ok(Bytes::from(buf))
-    })
-    .await
-    .map_err(joined)?
-}
-
 /// Reads up to `n` bytes (fewer only at the end of the file), handing the file back for the
 /// next part.
 async fn read_part(mut f: File, n: usize, path: &std::path::Path) -> Result<(File, Vec<u8>)> {
@@ -276,9 +265,8 @@ async fn write_all(
     let name = local();
     tokio::task::spawn_blocking(move || {
         for b in &batch {
-            f.write_all(b).map_err(|e| Error::Buffer {
-                path: name.clone(),
-                detail: format!("cannot write: {e}"),
+            f.write_all(b).map_err(|e| {
+                local_err(std::path::Path::new(&name), format!("cannot write: {e}"))
             })?;
         }
         Ok(f)
