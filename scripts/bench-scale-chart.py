@@ -5,7 +5,7 @@ usage: bench-scale-chart.py CHART_JSON OUT_PNG
 
 One log-log panel per figure: the figure against the database's pages, our VFS (solid) and the
 Go VFS (dashed). A line of slope 1 grows with the database, a flat line does not. The bytes per
-page panel marks the issue's target for the resident index.
+page panel adds our resident page map and marks the issue's target for it.
 """
 import json
 import math
@@ -16,7 +16,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-STYLE = {"our VFS": ("#4C72B0", "-", "o"), "Go VFS": ("#DD8452", "--", "s")}
+STYLE = {"our VFS": ("#4C72B0", "-", "o"), "Go VFS": ("#DD8452", "--", "s"),
+         "our page map": ("#55A868", ":", "^")}
 
 
 def main():

@@ -177,8 +177,9 @@ fn stats(db: &MainDb) -> Result<String, PragmaErr> {
         out.push_str(&format!("\"{k}\":{n},"));
     }
     out.push_str(&format!(
-        "\"cache_bytes\":{},\"txid\":\"{:016x}\",\"files\":{},\"page_size\":{},\"pages\":{}}}",
+        "\"cache_bytes\":{},\"index_bytes\":{},\"txid\":\"{:016x}\",\"files\":{},\"page_size\":{},\"pages\":{}}}",
         s.cache_weight(),
+        v.resident_bytes(),
         v.txid(),
         v.files().len(),
         v.page_size(),

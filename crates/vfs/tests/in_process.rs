@@ -190,6 +190,10 @@ fn pragmas_and_sql_functions_time_travel() {
         stats.contains(&format!("\"txid\":\"{latest:016x}\"")),
         "{stats}"
     );
+    // The page map is reported, and is far smaller than the pages it locates.
+    let index = stat(&conn, "index_bytes");
+    let db_bytes = stat(&conn, "pages") * stat(&conn, "page_size");
+    assert!(index > 0 && index < db_bytes, "index {index} of {stats}");
 }
 
 #[test]

@@ -154,6 +154,9 @@ same replica. One fresh process per VFS and size, default cache and poll setting
 of the row 7 from the end (the last leaves); then the primary starts and the process follows for \
 `BENCH_SCALE_FOLLOW_SECS`, reading row 1 and a random row every 100 ms, sampling `VmRSS` every \
 100 ms (peak, end) and its own CPU time (`/proc/self/stat` utime + stime) over the follow. \
+Our VFS also reports its page map (`index_bytes` of `PRAGMA litestream_stats`, after open and at \
+the end of the follow): the compact page indexes of the version's files, counted from their \
+allocations, and the map of pages changed since its base at 16 bytes an entry. \
 Hydration: a fresh process with `LITESTREAM_HYDRATION_PATH` (and \
 `LITESTREAM_HYDRATION_ENABLED=true`), timed from before `load_extension` until \
 `litestream_hydration_progress` says 100 (for the Go VFS also until its file has the database's \

@@ -492,6 +492,8 @@ fn scale_suite(rng: &mut Rng) -> ScaleResults {
                 follow_queries: 12_000,
                 last_commit_seen: 5_990,
                 vmhwm_kb: rss + 5000,
+                index_after_open: (target == Target::Ours).then_some(pages * 2 + 4096),
+                index_follow_end: (target == Target::Ours).then_some(pages * 2 + 90_000),
                 ..ScaleOutput::default()
             };
             let skipped = (target == Target::Go && d.leaves == 26_000_000)
@@ -556,6 +558,7 @@ fn scale_suite_with_the_others_carried_over() {
     check("scale", &results, &config);
     let scale_json = std::fs::read_to_string(dir.join("scale-chart.json")).expect("scale chart");
     assert!(scale_json.contains("bytes per page"), "{scale_json}");
+    assert!(scale_json.contains("our page map"), "{scale_json}");
     // Between its markers, once each: a later scale-only run can replace it in place.
     let md = std::fs::read_to_string(&config.out_md).expect("the report");
     assert_eq!(md.matches(super::splice::BEGIN).count(), 1);

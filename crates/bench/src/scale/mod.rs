@@ -57,6 +57,12 @@ pub struct ScaleOutput {
     pub open_ms: f64,
     /// Resident memory once open and the first query answered, KiB.
     pub rss_after_open_kb: u64,
+    /// Our VFS only: the resident page map after open (`litestream_stats`' `index_bytes`).
+    #[serde(default)]
+    pub index_after_open: Option<u64>,
+    /// Our VFS only: the same at the end of the follow.
+    #[serde(default)]
+    pub index_follow_end: Option<u64>,
     /// One point read of a row near the end of the file, cold, milliseconds.
     pub deep_read_ms: Option<f64>,
     /// The follow's length, seconds.

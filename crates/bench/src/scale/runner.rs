@@ -7,7 +7,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use super::pages::body_version;
 use super::{ScaleOutput, ScaleSpec, ScaleWorkload};
-use crate::spec::{Rng, VFS_URI};
+use crate::spec::{Rng, Target, VFS_URI};
 
 /// The first query and the follow's re-query: row 1, whose `body` names the last commit.
 const SQL_ROW: &str = "SELECT body FROM t WHERE id = ?1";
@@ -29,6 +29,7 @@ pub fn run(spec: &ScaleSpec, out: &mut ScaleOutput) -> Result<()> {
     row_version(&mut stmt, 1).context("first query")?;
     out.open_ms = t.elapsed().as_secs_f64() * 1000.0;
     out.rss_after_open_kb = status_kb("VmRSS:");
+    out.index_after_open = index_bytes(spec, &conn)?;
 
     match spec.workload {
         ScaleWorkload::Hydrate => {
@@ -43,6 +44,7 @@ pub fn run(spec: &ScaleSpec, out: &mut ScaleOutput) -> Result<()> {
             anyhow::ensure!(v == 0, "deep row at version {v} before any commit");
             std::fs::write(&spec.ready_path, b"")?;
             follow(spec, &mut stmt, out)?;
+            out.index_follow_end = index_bytes(spec, &conn)?;
         }
     }
     drop(stmt);
@@ -79,6 +81,19 @@ fn follow(
     out.follow_rss_end_kb = status_kb("VmRSS:");
     out.follow_rss_peak_kb = out.follow_rss_peak_kb.max(out.follow_rss_end_kb);
     Ok(())
+}
+
+/// What our VFS's page map keeps resident (`PRAGMA litestream_stats`, `index_bytes`); `None`
+/// for the Go VFS, which does not say.
+fn index_bytes(spec: &ScaleSpec, conn: &Connection) -> Result<Option<u64>> {
+    if spec.target != Target::Ours {
+        return Ok(None);
+    }
+    let stats: String = conn.query_row("PRAGMA litestream_stats", [], |r| r.get(0))?;
+    let v: serde_json::Value = serde_json::from_str(&stats).context("litestream_stats")?;
+    let n = v["index_bytes"].as_u64();
+    n.map(Some)
+        .with_context(|| format!("no index_bytes in {stats}"))
 }
 
 fn row_version(stmt: &mut rusqlite::Statement<'_>, id: u64) -> Result<u64> {
