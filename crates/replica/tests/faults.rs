@@ -153,6 +153,59 @@ async fn a_stalled_listing_holds_one_poll_and_no_more() {
     assert_eq!(s.stats().task_failures, 0);
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_level_zero_chain_that_only_grows_is_not_relisted_every_poll() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = ReplicaDir::new(dir.path(), Layout::Ltx);
+    r.snapshot(9, 1, 5, 1, 1);
+    let (loc, _store) = faulty(&r);
+    let s = Replica::open_on(opts(&r.url()), loc).await.unwrap();
+    let lists_before = s.stats().list;
+    // One level-0 file a poll, never compacted (as the scale suite's primary writes them):
+    // every file stays in the plan, so a rebuild would save nothing.
+    let n = 200u64;
+    let mut newest = std::collections::BTreeMap::new();
+    for txid in 2..=n + 1 {
+        let pgno = (txid % 5) as u32 + 1;
+        newest.insert(pgno, txid);
+        r.write(0, txid, txid, 5, &[(pgno, txid)], txid as i64);
+        polls(1).await;
+    }
+    until("the last file", || s.current().txid() == n + 1).await;
+    let lists = s.stats().list - lists_before;
+    // A poll lists level 0 once; the full relistings come every 30 s and every 64 new files.
+    assert!(
+        lists <= n + n / 30 + n / 64 + 4,
+        "{lists} listings for {n} polls"
+    );
+    assert_eq!(s.current().files().len() as u64, n + 1);
+    // A compaction that covers them lets a relisting rebuild a version of two files, at the
+    // same TXID and with the same pages.
+    let pages: Vec<(u32, u64)> = newest.into_iter().collect();
+    r.write(1, 2, n + 1, 5, &pages, n as i64 + 2);
+    until("a version rebuilt on the compaction", || {
+        s.current().files().len() == 2
+    })
+    .await;
+    let v = s.current();
+    assert_eq!(v.txid(), n + 1);
+    let s2 = s.clone();
+    let got = tokio::task::spawn_blocking(move || {
+        pages
+            .iter()
+            .map(|&(pgno, txid)| {
+                let mut out = vec![0u8; PAGE_SIZE as usize];
+                s2.read_page(&v, pgno, &mut out, &mut Default::default())
+                    .unwrap();
+                (out == page(pgno, txid), pgno)
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    assert!(got.iter().all(|(same, _)| *same), "{got:?}");
+}
+
 /// A writer on a new, empty replica behind a faulty store (uploads every poll interval).
 async fn writer() -> (tempfile::TempDir, ReplicaDir, FaultyStore, Arc<Replica>) {
     let dir = tempfile::tempdir().unwrap();
