@@ -312,6 +312,13 @@ impl Trailer {
         })
     }
 
+    /// The file checksum an LTX file ends with, read from `end`, its last bytes (the whole
+    /// file, or any tail of at least 8 bytes); `None` when `end` is shorter.
+    pub fn file_checksum_at_end(end: &[u8]) -> Option<u64> {
+        let at = end.len().checked_sub(8)?;
+        Some(be_u64(end, at))
+    }
+
     /// Serializes the trailer.
     pub fn encode(&self) -> [u8; TRAILER_SIZE] {
         let mut b = [0u8; TRAILER_SIZE];

@@ -50,4 +50,4 @@ pub use index::{
     decode_page_index, page_index_location, IndexLocation, PageIndexDecode, PageIndexEntry,
     INDEX_TAIL_SIZE,
 };
-pub use source::FileSource;
+pub use source::{source_range, FileSource};

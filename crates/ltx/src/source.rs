@@ -15,6 +15,20 @@ pub trait FileSource {
     fn bytes<'s>(&'s self, offset: u64, len: usize, buf: &'s mut Vec<u8>) -> Result<&'s [u8]>;
 }
 
+/// The positions of the `len` bytes at `offset` in a file of `size` bytes, or
+/// [`Error::Truncated`] when they run past its end: the bounds every [`FileSource`] keeps.
+pub fn source_range(offset: u64, len: usize, size: u64) -> Result<std::ops::Range<usize>> {
+    let end = offset.checked_add(len as u64).filter(|&end| end <= size);
+    match (usize::try_from(offset), end.map(usize::try_from)) {
+        (Ok(start), Some(Ok(end))) => Ok(start..end),
+        _ => Err(Error::Truncated {
+            what: "file",
+            needed: offset.saturating_add(len as u64),
+            got: size,
+        }),
+    }
+}
+
 impl<T: AsRef<[u8]> + ?Sized> FileSource for &T {
     fn size(&self) -> u64 {
         self.as_ref().len() as u64
@@ -22,13 +36,6 @@ impl<T: AsRef<[u8]> + ?Sized> FileSource for &T {
 
     fn bytes<'s>(&'s self, offset: u64, len: usize, _: &'s mut Vec<u8>) -> Result<&'s [u8]> {
         let all = self.as_ref();
-        usize::try_from(offset)
-            .ok()
-            .and_then(|start| all.get(start..start.checked_add(len)?))
-            .ok_or(Error::Truncated {
-                what: "file",
-                needed: offset.saturating_add(len as u64),
-                got: all.len() as u64,
-            })
+        Ok(&all[source_range(offset, len, all.len() as u64)?])
     }
 }

@@ -206,6 +206,10 @@ proptest! {
         let file_checksum = u64::from_be_bytes(bytes[len - 8..].try_into().unwrap());
         prop_assert_eq!(file_checksum, CHECKSUM_FLAG | crc64_go_iso(&hashed));
         prop_assert_eq!(decoded.trailer.file_checksum, file_checksum);
+        // Read back from the file's end, whole or as its last 8 bytes; too short says so.
+        prop_assert_eq!(ltx::Trailer::file_checksum_at_end(&bytes), Some(file_checksum));
+        prop_assert_eq!(ltx::Trailer::file_checksum_at_end(&bytes[len - 8..]), Some(file_checksum));
+        prop_assert_eq!(ltx::Trailer::file_checksum_at_end(&bytes[len - 7..]), None);
 
         // Index from the tail, at every interesting tail length.
         let file_size = len as u64;

@@ -198,6 +198,17 @@ pub(crate) fn from_bytes(
     })
 }
 
+/// The header of the file `info` names, stored at `path`, must cover the TXIDs of its name.
+pub(crate) fn check_txids(path: &Path, info: &FileInfo, header: &ltx::Header) -> Result<()> {
+    if (header.min_txid, header.max_txid) != (info.min_txid, info.max_txid) {
+        return Err(Error::Inconsistent(format!(
+            "{path}: the header covers TXIDs {:016x}-{:016x}, which disagrees with the file name",
+            header.min_txid, header.max_txid
+        )));
+    }
+    Ok(())
+}
+
 /// Cross-checks what the name and listing say against what the file says.
 fn check(
     path: &Path,
@@ -205,12 +216,7 @@ fn check(
     header: &ltx::Header,
     index: &[ltx::PageIndexEntry],
 ) -> Result<()> {
-    if header.min_txid != info.min_txid || header.max_txid != info.max_txid {
-        return Err(Error::Inconsistent(format!(
-            "{path}: the header covers TXIDs {:016x}-{:016x}, which disagrees with the file name",
-            header.min_txid, header.max_txid
-        )));
-    }
+    check_txids(path, info, header)?;
     if let Some(e) = index.iter().find(|e| e.pgno > header.commit) {
         return Err(Error::Inconsistent(format!(
             "{path}: page {} in the index is above the database size of {} pages",

@@ -65,7 +65,7 @@ impl Spool {
         self.file
             .read_exact_at(&mut b, source.size.saturating_sub(8))
             .map_err(|e| self.error("cannot read", &e))?;
-        Ok(u64::from_be_bytes(b))
+        Ok(ltx::Trailer::file_checksum_at_end(&b).unwrap_or(0))
     }
 
     fn error(&self, what: &str, e: &std::io::Error) -> Error {
@@ -102,13 +102,7 @@ impl ltx::FileSource for SpoolSource<'_> {
     }
 
     fn bytes<'s>(&'s self, offset: u64, len: usize, buf: &'s mut Vec<u8>) -> ltx::Result<&'s [u8]> {
-        if offset.saturating_add(len as u64) > self.size {
-            return Err(ltx::Error::Truncated {
-                what: "file",
-                needed: offset.saturating_add(len as u64),
-                got: self.size,
-            });
-        }
+        ltx::source_range(offset, len, self.size)?;
         buf.resize(len, 0);
         self.spool
             .file

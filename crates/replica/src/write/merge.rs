@@ -11,6 +11,7 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 
 use crate::error::{Error, Result};
+use crate::index::meta::check_txids;
 use crate::index::plan::FileInfo;
 use crate::store::remote::Remote;
 use crate::store::spool::{Spool, SPOOL_ABOVE};
@@ -166,12 +167,7 @@ fn check_headers<S: ltx::FileSource>(
             .bytes(0, s.size().min(ltx::HEADER_SIZE as u64) as usize, &mut buf)
             .map_err(corrupt)?;
         let header = ltx::Header::decode(head).map_err(corrupt)?;
-        if (header.min_txid, header.max_txid) != (f.min_txid, f.max_txid) {
-            return Err(Error::Inconsistent(format!(
-                "{k}: the header covers TXIDs {:016x}-{:016x}, which disagrees with the file name",
-                header.min_txid, header.max_txid
-            )));
-        }
+        check_txids(k, f, &header)?;
     }
     Ok(())
 }

@@ -31,16 +31,7 @@ pub(crate) async fn remote_checksum(core: &Core, txid: u64) -> Result<Option<u64
         return Ok(None);
     }
     let tail = remote.get_tail(&key, size, 8).await?;
-    Ok((tail.len() == 8).then(|| trailer_checksum(&tail)))
-}
-
-pub(crate) fn trailer_checksum(bytes: &[u8]) -> u64 {
-    let n = bytes.len();
-    let mut a = [0u8; 8];
-    if n >= 8 {
-        a.copy_from_slice(&bytes[n - 8..]);
-    }
-    u64::from_be_bytes(a)
+    Ok(ltx::Trailer::file_checksum_at_end(&tail))
 }
 
 /// An encoded level-0 file: in memory when small; when large, what the writer needs of it once
@@ -59,7 +50,7 @@ pub(crate) enum Encoded {
 impl Encoded {
     pub(crate) fn checksum(&self) -> u64 {
         match self {
-            Encoded::Memory(b) => trailer_checksum(b),
+            Encoded::Memory(b) => ltx::Trailer::file_checksum_at_end(b).unwrap_or(0),
             Encoded::Spooled { checksum, .. } => *checksum,
         }
     }
