@@ -58,16 +58,6 @@ impl Spool {
         Ok(SpoolSource { spool: self, size })
     }
 
-    /// The last 8 bytes: an LTX file's checksum.
-    pub(crate) fn trailer_checksum(&self) -> Result<u64> {
-        let source = self.source()?;
-        let mut b = [0u8; 8];
-        self.file
-            .read_exact_at(&mut b, source.size.saturating_sub(8))
-            .map_err(|e| self.error("cannot read", &e))?;
-        Ok(ltx::Trailer::file_checksum_at_end(&b).unwrap_or(0))
-    }
-
     fn error(&self, what: &str, e: &std::io::Error) -> Error {
         spool_error(&self.path, what, e)
     }
@@ -93,6 +83,19 @@ pub(crate) struct SpoolSource<'a> {
 impl SpoolSource<'_> {
     pub(crate) fn size(&self) -> u64 {
         self.size
+    }
+
+    /// The checksum the LTX file in the spool ends with, read through the source's own ranged
+    /// reads.
+    pub(crate) fn file_checksum(&self) -> Result<u64> {
+        let mut buf = Vec::new();
+        let end = ltx::FileSource::bytes(self, self.size.saturating_sub(8), 8, &mut buf).map_err(
+            |e| Error::Buffer {
+                path: self.spool.path.display().to_string(),
+                detail: format!("cannot read the spool file's checksum: {e}"),
+            },
+        )?;
+        Ok(ltx::Trailer::file_checksum_at_end(end).unwrap_or(0))
     }
 }
 

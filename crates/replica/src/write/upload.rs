@@ -104,11 +104,14 @@ pub(crate) fn encode_upload(
     add_pages(base, o, txid, &mut enc)?;
     let index: Arc<[ltx::PageIndexEntry]> = enc.index().into();
     enc.finish(0).map_err(|e| corrupt(txid, e))?;
-    let encoded = Encoded::Spooled {
-        header,
-        index,
-        size: spool.source()?.size(),
-        checksum: spool.trailer_checksum()?,
+    let encoded = {
+        let source = spool.source()?;
+        Encoded::Spooled {
+            header,
+            index,
+            size: source.size(),
+            checksum: source.file_checksum()?,
+        }
     };
     Ok((encoded, Some(spool)))
 }
