@@ -10,6 +10,7 @@
 //! committed.
 
 mod describe;
+mod sync_floor;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -313,6 +314,9 @@ pub struct WriteResults {
     pub secs_taken: f64,
     /// Every run.
     pub records: Vec<WriteRecord>,
+    /// This machine's 4 KiB `pwrite` + `fdatasync` (median µs), measured before each run.
+    #[serde(default)]
+    pub sync_floor_us: Vec<f64>,
 }
 
 /// Runs the write suite on a new database and on `datasets` (the replicas of the sizes in
@@ -344,7 +348,15 @@ pub fn run_suite(
     let mut records = Vec::new();
     // A (database, target, workload) killed once is not run again.
     let mut killed = std::collections::BTreeSet::new();
+    let mut sync_floor_us = Vec::new();
     for run in 0..config.write_runs {
+        let floor = sync_floor::measure(&scratch)?;
+        eprintln!(
+            "bench:   write run {}/{} this disk's 4 KiB pwrite + fdatasync: {floor:.0} µs (median)",
+            run + 1,
+            config.write_runs
+        );
+        sync_floor_us.push(floor);
         for &db in &dbs {
             let dataset = match db {
                 WriteDb::New => None,
@@ -420,6 +432,7 @@ pub fn run_suite(
         code,
         secs_taken: started.elapsed().as_secs_f64(),
         records,
+        sync_floor_us,
     })
 }
 

@@ -44,3 +44,33 @@ fn file_hasher_streams_like_one_crc() {
     assert_eq!(h.finish(), CHECKSUM_FLAG | crc64(&data));
     assert_eq!(FileHasher::new().finish(), CHECKSUM_FLAG);
 }
+
+mod common;
+
+proptest::proptest! {
+    /// The SIMD CRC (`crc-fast`) agrees with the `crc` crate's table CRC on any bytes, in one
+    /// piece or in any pieces: lengths around the 16/64/128-byte folding widths are where a
+    /// carry-less-multiply CRC has its edge cases.
+    #[test]
+    fn crc64_matches_an_independent_table_crc(
+        data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..9000),
+        cuts in proptest::collection::vec(0usize..9000, 0..6),
+        pgno in proptest::prelude::any::<u32>(),
+    ) {
+        let want = common::crc64_go_iso(&data);
+        proptest::prop_assert_eq!(crc64(&data), want);
+        let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(data.len())).collect();
+        cuts.sort_unstable();
+        let (mut digest, mut hasher, mut from) = (Crc64Digest::new(), FileHasher::new(), 0);
+        for to in cuts.into_iter().chain([data.len()]) {
+            digest.update(&data[from..to]);
+            hasher.update(&data[from..to]);
+            from = to;
+        }
+        proptest::prop_assert_eq!(digest.finish(), want);
+        proptest::prop_assert_eq!(hasher.finish(), CHECKSUM_FLAG | want);
+        let mut framed = pgno.to_be_bytes().to_vec();
+        framed.extend_from_slice(&data);
+        proptest::prop_assert_eq!(checksum_page(pgno, &data), CHECKSUM_FLAG | common::crc64_go_iso(&framed));
+    }
+}

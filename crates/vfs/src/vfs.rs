@@ -236,7 +236,9 @@ impl Vfs for LitestreamVfs {
             };
             return guarded("access", || os_file::access(path, flags));
         }
-        if is_main_journal(path) {
+        // SQLite asks for the WAL at the start of every read transaction; a replicated
+        // database never has one (we run it in rollback mode and refuse to open a WAL).
+        if is_main_journal(path) || path.ends_with("-wal") {
             return Ok(false);
         }
         guarded("access", || Ok(local_path(path)?.exists()))

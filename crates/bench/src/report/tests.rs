@@ -348,6 +348,7 @@ pub(super) fn write_suite(rng: &mut Rng) -> WriteResults {
         code: "commit 1234567".into(),
         secs_taken: 321.0,
         records,
+        sync_floor_us: vec![310.0, 290.0, 330.0],
     }
 }
 

@@ -133,6 +133,7 @@ fn suite(bigtx_mb: Vec<u32>, records: Vec<WriteRecord>) -> WriteResults {
         code: "commit 1234567".into(),
         secs_taken: 60.0,
         records,
+        sync_floor_us: Vec::new(),
     }
 }
 

@@ -573,9 +573,9 @@ impl<'a> ChunkWriter<'a> {
     }
 
     fn put(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.digest.update(bytes);
         self.pending.extend_from_slice(bytes);
         if self.pending.len() >= CHUNK {
+            self.digest.update(&self.pending);
             self.flush()?;
         }
         Ok(())
@@ -590,6 +590,8 @@ impl<'a> ChunkWriter<'a> {
 
     /// Writes the CRC of everything put; returns where the record ends.
     fn finish(mut self) -> std::io::Result<u64> {
+        // Hashed a chunk at a time, not a put at a time: most puts are fields of a few bytes.
+        self.digest.update(&self.pending);
         let crc = std::mem::take(&mut self.digest).finish();
         self.pending.extend_from_slice(&crc.to_be_bytes());
         self.flush()?;
