@@ -47,7 +47,7 @@ pub use header::{
     INDEX_LEN_SIZE, MAGIC, MIN_FILE_SIZE, PAGE_HEADER_FLAG_SIZE, PAGE_HEADER_SIZE, TRAILER_SIZE,
 };
 pub use index::{
-    decode_page_index, page_index_location, IndexLocation, PageIndexDecode, PageIndexEntry,
-    INDEX_TAIL_SIZE,
+    decode_page_index, page_index_location, visit_page_index, IndexLocation, PageIndexDecode,
+    PageIndexEntry, INDEX_TAIL_SIZE,
 };
 pub use source::{source_range, FileSource};

@@ -150,7 +150,7 @@ counter), row 1 (whose body names the commit) and {RANDOM_ROWS} random rows: a s
 database replicated beside it would not exercise the large one's page map, which is what the \
 suite measures. Each run starts from the snapshot alone (level 0 emptied), so both VFS see the \
 same replica. One fresh process per VFS and size, default cache and poll settings: load + open \
-+ the first query (row 1) timed from before `load_extension`; `VmRSS` then; one cold point read \
++ the first query (row 1) timed from before `load_extension`; `VmRSS` and `VmHWM` (the peak so far: what opening cost at its worst) then; one cold point read \
 of the row 7 from the end (the last leaves); then the primary starts and the process follows for \
 `BENCH_SCALE_FOLLOW_SECS`, reading row 1 and a random row every 100 ms, sampling `VmRSS` every \
 100 ms (peak, end) and its own CPU time (`/proc/self/stat` utime + stime) over the follow. \

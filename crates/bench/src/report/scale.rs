@@ -35,7 +35,7 @@ struct Row {
     get: fn(&ScaleOutput) -> Option<f64>,
 }
 
-const ROWS: [Row; 10] = [
+const ROWS: [Row; 11] = [
     Row {
         label: "load + open + first query",
         short: "open",
@@ -49,6 +49,13 @@ const ROWS: [Row; 10] = [
         workload: ScaleWorkload::Follow,
         unit: Unit::Bytes,
         get: |o| Some(o.rss_after_open_kb as f64 * 1024.0),
+    },
+    Row {
+        label: "peak RSS up to the first answer (`VmHWM`)",
+        short: "hwm_open",
+        workload: ScaleWorkload::Follow,
+        unit: Unit::Bytes,
+        get: |o| o.hwm_after_open_kb.map(|kb| kb as f64 * 1024.0),
     },
     Row {
         label: "resident page map after open (`index_bytes`)",
@@ -447,7 +454,7 @@ pub(super) fn draw(s: &ScaleResults, config: &Config) -> Result<()> {
         .filter(|r| {
             !matches!(
                 r.short,
-                "follow_rss_end" | "hydrate_rss" | "index_open" | "index_end"
+                "follow_rss_end" | "hydrate_rss" | "index_open" | "index_end" | "hwm_open"
             )
         })
         .map(|r| Panel {

@@ -493,6 +493,7 @@ fn scale_suite(rng: &mut Rng) -> ScaleResults {
                 follow_queries: 12_000,
                 last_commit_seen: 5_990,
                 vmhwm_kb: rss + 5000,
+                hwm_after_open_kb: Some(rss + pages * 3 / 1024),
                 index_after_open: (target == Target::Ours).then_some(pages * 2 + 4096),
                 index_follow_end: (target == Target::Ours).then_some(pages * 2 + 90_000),
                 ..ScaleOutput::default()

@@ -57,6 +57,10 @@ pub struct ScaleOutput {
     pub open_ms: f64,
     /// Resident memory once open and the first query answered, KiB.
     pub rss_after_open_kb: u64,
+    /// Peak resident memory of the process up to the end of the first query (`VmHWM`), KiB;
+    /// `None` in results from before it was recorded.
+    #[serde(default)]
+    pub hwm_after_open_kb: Option<u64>,
     /// Our VFS only: the resident page map after open (`litestream_stats`' `index_bytes`).
     #[serde(default)]
     pub index_after_open: Option<u64>,

@@ -29,6 +29,7 @@ pub fn run(spec: &ScaleSpec, out: &mut ScaleOutput) -> Result<()> {
     row_version(&mut stmt, 1).context("first query")?;
     out.open_ms = t.elapsed().as_secs_f64() * 1000.0;
     out.rss_after_open_kb = status_kb("VmRSS:");
+    out.hwm_after_open_kb = Some(status_kb("VmHWM:"));
     out.index_after_open = index_bytes(spec, &conn)?;
 
     match spec.workload {

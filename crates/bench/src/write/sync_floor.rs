@@ -4,7 +4,6 @@
 //! `synchronous=FULL` commit into the sync and the rest from its own figures: the sync's cost
 //! differs several-fold between machines (and over time on a shared one).
 
-use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::time::Instant;
@@ -21,13 +20,8 @@ const PAGE: usize = 4096;
 /// Median µs of a 4 KiB `pwrite` + `fdatasync` over a preallocated file in `dir`.
 pub fn measure(dir: &Path) -> Result<f64> {
     let path = dir.join("sync-floor.probe");
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&path)
-        .with_context(|| format!("create {}", path.display()))?;
+    let file =
+        std::fs::File::create(&path).with_context(|| format!("create {}", path.display()))?;
     file.write_all_at(&vec![0u8; REGION], 0)?;
     file.sync_all()?;
     let page = [0x5au8; PAGE];

@@ -46,58 +46,11 @@ impl FrameIndex {
     /// they are what lets offsets be derived; an index that breaks them is refused with the
     /// reason.
     pub fn new(entries: &[ltx::PageIndexEntry]) -> std::result::Result<FrameIndex, String> {
-        if u32::try_from(entries.len()).is_err() {
-            return Err(format!("{} pages in one file", entries.len()));
+        let mut b = FrameIndexBuilder::default();
+        for e in entries {
+            b.push(e)?;
         }
-        let mut runs: Vec<(u32, u32)> = Vec::new();
-        let mut checkpoints = Vec::with_capacity(entries.len().div_ceil(STRIDE));
-        let mut wide = false;
-        let mut prev: Option<&ltx::PageIndexEntry> = None;
-        for (i, e) in entries.iter().enumerate() {
-            if e.pgno == 0 {
-                return Err("page 0 in the page index".into());
-            }
-            if let Some(p) = prev {
-                if e.pgno <= p.pgno {
-                    return Err(format!(
-                        "the page index is not in ascending page order ({} then {})",
-                        p.pgno, e.pgno
-                    ));
-                }
-                if e.offset != p.end() {
-                    return Err(format!(
-                        "page {}'s frame starts at offset {}, not where page {}'s ends ({}): frames must be contiguous",
-                        e.pgno,
-                        e.offset,
-                        p.pgno,
-                        p.end()
-                    ));
-                }
-            }
-            if i % STRIDE == 0 {
-                checkpoints.push(e.offset);
-            }
-            if prev.is_none_or(|p| p.pgno.checked_add(1) != Some(e.pgno)) {
-                runs.push((e.pgno, i as u32));
-            }
-            wide |= e.size > u32::from(u16::MAX);
-            prev = Some(e);
-        }
-        let pgnos = if runs.len() * 2 <= entries.len() {
-            Pgnos::Runs(runs.into_boxed_slice())
-        } else {
-            Pgnos::List(entries.iter().map(|e| e.pgno).collect())
-        };
-        let sizes = if wide {
-            Sizes::Wide(entries.iter().map(|e| e.size).collect())
-        } else {
-            Sizes::Narrow(entries.iter().map(|e| e.size as u16).collect())
-        };
-        Ok(FrameIndex {
-            pgnos,
-            sizes,
-            checkpoints: checkpoints.into_boxed_slice(),
-        })
+        Ok(b.finish())
     }
 
     /// Number of frames (pages) in the file.
@@ -156,11 +109,7 @@ impl FrameIndex {
             Pgnos::Runs(r) => (r, &[]),
             Pgnos::List(l) => (&[], l),
         };
-        let from_runs = runs.iter().enumerate().flat_map(move |(r, &(first, at))| {
-            let end = runs.get(r + 1).map_or(n, |&(_, next)| next);
-            (0..end - at).map(move |d| first + d)
-        });
-        from_runs.chain(list.iter().copied())
+        expand(runs, n).chain(list.iter().copied())
     }
 
     /// Every frame in file order, as the decoded index listed it.
@@ -196,6 +145,99 @@ impl FrameIndex {
             Sizes::Wide(s) => s.len() * size_of::<u32>(),
         };
         size_of::<Self>() + pgnos + sizes + self.checkpoints.len() * size_of::<u64>()
+    }
+}
+
+/// The page numbers of `runs` (first page, index of its frame), of `n` frames in all.
+fn expand(runs: &[(u32, u32)], n: u32) -> impl Iterator<Item = u32> + '_ {
+    runs.iter().enumerate().flat_map(move |(r, &(first, at))| {
+        let end = runs.get(r + 1).map_or(n, |&(_, next)| next);
+        (0..end - at).map(move |d| first + d)
+    })
+}
+
+/// Builds a [`FrameIndex`] one entry at a time, as [`ltx::visit_page_index`] parses them, so
+/// that the decoded entries (16 bytes a page) are never all held: what it holds is the compact
+/// form, plus, for a file of scattered pages, its runs (8 bytes a page) until `finish`.
+#[derive(Default)]
+pub struct FrameIndexBuilder {
+    runs: Vec<(u32, u32)>,
+    checkpoints: Vec<u64>,
+    narrow: Vec<u16>,
+    /// Every size so far, once one did not fit in 16 bits (`narrow` is then empty).
+    wide: Option<Vec<u32>>,
+    prev: Option<ltx::PageIndexEntry>,
+    len: u32,
+}
+
+impl FrameIndexBuilder {
+    /// Adds the next frame in file order; refuses one that breaks page order or contiguity.
+    pub fn push(&mut self, e: &ltx::PageIndexEntry) -> std::result::Result<(), String> {
+        if e.pgno == 0 {
+            return Err("page 0 in the page index".into());
+        }
+        if let Some(p) = &self.prev {
+            if e.pgno <= p.pgno {
+                return Err(format!(
+                    "the page index is not in ascending page order ({} then {})",
+                    p.pgno, e.pgno
+                ));
+            }
+            if e.offset != p.end() {
+                return Err(format!(
+                    "page {}'s frame starts at offset {}, not where page {}'s ends ({}): frames must be contiguous",
+                    e.pgno,
+                    e.offset,
+                    p.pgno,
+                    p.end()
+                ));
+            }
+        }
+        let i = self.len;
+        if i == u32::MAX {
+            return Err("more than 4 294 967 295 pages in one file".into());
+        }
+        if (i as usize).is_multiple_of(STRIDE) {
+            self.checkpoints.push(e.offset);
+        }
+        if self
+            .prev
+            .is_none_or(|p| p.pgno.checked_add(1) != Some(e.pgno))
+        {
+            self.runs.push((e.pgno, i));
+        }
+        match (&mut self.wide, u16::try_from(e.size)) {
+            (Some(w), _) => w.push(e.size),
+            (None, Ok(narrow)) => self.narrow.push(narrow),
+            (None, Err(_)) => {
+                let mut w: Vec<u32> = self.narrow.drain(..).map(u32::from).collect();
+                self.narrow = Vec::new();
+                w.push(e.size);
+                self.wide = Some(w);
+            }
+        }
+        self.prev = Some(*e);
+        self.len = i + 1;
+        Ok(())
+    }
+
+    /// The compact index of the frames pushed.
+    pub fn finish(self) -> FrameIndex {
+        let n = self.len;
+        let pgnos = if self.runs.len() * 2 <= n as usize {
+            Pgnos::Runs(self.runs.into_boxed_slice())
+        } else {
+            Pgnos::List(expand(&self.runs, n).collect())
+        };
+        let sizes = match self.wide {
+            Some(w) => Sizes::Wide(w.into_boxed_slice()),
+            None => Sizes::Narrow(self.narrow.into_boxed_slice()),
+        };
+        FrameIndex {
+            pgnos,
+            sizes,
+            checkpoints: self.checkpoints.into_boxed_slice(),
+        }
     }
 }
 
@@ -250,6 +292,8 @@ mod tests {
         same(&[(3, 40), (9, 41), (10, 42), (200, 43), (70_000, 44)]);
         // A frame above 64 KiB (a 64 KiB page that did not compress).
         same(&[(1, 70_000), (2, 20), (3, 65_535)]);
+        // ...and one after narrow frames, which then widen.
+        same(&[(1, 20), (2, 30), (5, 70_000), (6, 10)]);
         same(&[]);
     }
 

@@ -27,17 +27,18 @@ pub(crate) fn range(size: u64) -> Range<u64> {
 /// hold the page the index says.
 pub(crate) fn pages(
     head: &[u8],
-    index: &[ltx::PageIndexEntry],
+    index: impl IntoIterator<Item = ltx::PageIndexEntry>,
     page_size: u32,
     path: &Path,
 ) -> Result<Vec<(u64, Bytes)>> {
     let mut out = Vec::new();
     for e in index {
+        // Frames are in file order: the first that does not fit ends the head's.
         let Some(frame) = usize::try_from(e.offset)
             .ok()
             .and_then(|start| head.get(start..start.checked_add(e.size as usize)?))
         else {
-            continue;
+            break;
         };
         let mut page = vec![0u8; page_size as usize];
         let got = ltx::decode_page_frame(frame, page_size, &mut page).map_err(|source| {
@@ -92,7 +93,7 @@ mod tests {
         );
         let head = &file[..r.end as usize];
         let path = Path::from("x.ltx");
-        let got = pages(head, &decoded.index, 4096, &path).unwrap();
+        let got = pages(head, decoded.index.iter().copied(), 4096, &path).unwrap();
         let whole: Vec<_> = decoded
             .index
             .iter()
@@ -107,7 +108,7 @@ mod tests {
         // An index that lies about a frame in the head is refused.
         let mut lying = decoded.index.clone();
         lying[0].pgno = 7;
-        let err = pages(head, &lying, 4096, &path).unwrap_err();
+        let err = pages(head, lying.iter().copied(), 4096, &path).unwrap_err();
         assert!(err.to_string().contains("holds page 1"), "{err}");
         // A file smaller than the head is fetched to its end, never beyond.
         assert_eq!(range(300), 0..300);

@@ -104,11 +104,13 @@ fn tx_verdict(
                 let _ = write!(
                     s,
                     "; this disk's 4 KiB pwrite + fdatasync into a preallocated file takes \
-                     {sync:.0} µs (median of the probes between runs), so ours spends {:.0} µs \
-                     of a commit beside its one sync; {floor}× Go allows {allowed:.0} µs a commit, {}",
+                     {sync:.0} µs (median of the probes between runs, alone on the disk), so \
+                     ours spends {:.0} µs of a commit beyond one uncontended sync (its work, and \
+                     its sync waiting behind the uploads' writes and syncs); {floor}× Go allows \
+                     {allowed:.0} µs a commit, {}",
                     (ours_us - sync).max(0.0),
                     if sync < allowed {
-                        format!("{:.0} µs beside the sync", allowed - sync)
+                        format!("{:.0} µs beyond that sync", allowed - sync)
                     } else {
                         "less than the sync alone takes on this disk".to_string()
                     }
@@ -289,7 +291,7 @@ mod tests {
         let why = v.why.expect("a why");
         assert!(why.contains("takes 350 µs"), "{why}");
         assert!(
-            why.contains("ours spends 150 µs of a commit beside its one sync"),
+            why.contains("ours spends 150 µs of a commit beyond one uncontended sync"),
             "{why}"
         );
         assert!(
@@ -299,7 +301,7 @@ mod tests {
         // A faster disk: 2× Go leaves 333 − 100 µs beside the sync.
         let why = full_verdict(2400, 1800, vec![100.0]).why.expect("a why");
         assert!(
-            why.contains("allows 333 µs a commit, 233 µs beside the sync"),
+            why.contains("allows 333 µs a commit, 233 µs beyond that sync"),
             "{why}"
         );
         // Without probes (a suite from before them) the reason stays what it was.
