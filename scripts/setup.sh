@@ -66,7 +66,7 @@ if [ -n "${SETUP_PACKAGE_LIST:-}" ] || ! "$VENV/bin/python" -c \
   venv_specs+=('django>=5.1,<6')
 fi
 
-# Emulators (crates/e2e/tests/conformance.rs). Checked by the exact file the tests run: the
+# Emulators (crates/e2e/tests/integration/conformance.rs). Checked by the exact file the tests run: the
 # azurite-blob launcher of the pinned version, and the wrapper's metadata (the tests find the
 # binary through the package).
 AZURITE_VERSION=3.37.0

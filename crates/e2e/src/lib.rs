@@ -210,6 +210,19 @@ pub fn shell_write(replica_url: &str, buffer: &Path, sql: &str) -> Result<()> {
     Ok(())
 }
 
+/// A replica of a small table, written by our writer through the sqlite3 shell (uploaded when
+/// the shell closes it).
+pub fn small_replica(dir: &Path) -> Result<ReplicaTarget> {
+    let target = ReplicaTarget::file(&dir.join("replica"))?;
+    shell_write(
+        &target.url(),
+        &dir.join("setup.buffer"),
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT NOT NULL);\n\
+         INSERT INTO t(v) SELECT hex(randomblob(50)) FROM generate_series(1, 200);",
+    )?;
+    Ok(target)
+}
+
 /// Like [`shell`], also returning whether the shell exited normally (`false`: killed by a
 /// signal, a crash of the host process).
 pub fn shell_status(script: &str, env: &[(&str, &str)]) -> Result<(String, bool)> {

@@ -1,6 +1,6 @@
 //! Encoder rules (format §4.5 and §6) and their error values.
 
-mod common;
+use crate::common;
 
 use common::vector_page;
 use ltx::*;

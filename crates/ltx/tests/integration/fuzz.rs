@@ -1,6 +1,6 @@
 //! Parsers fed arbitrary bytes must return, not panic.
 
-mod common;
+use crate::common;
 
 use common::{random_page, vector_c, vector_page};
 use ltx::*;

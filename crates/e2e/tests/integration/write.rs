@@ -1,12 +1,12 @@
 //! Write mode under crashes and faults, on S3: a writer killed with SIGKILL never loses an
 //! acknowledged commit; our writer under injected faults loses nothing and readers see whole
 //! states. What every backend must do in write mode (Go restores what we write, compaction,
-//! reopening, two racing writers) is in the conformance suite (tests/conformance.rs).
+//! reopening, two racing writers) is in the conformance suite (conformance.rs).
 //!
 //! `LITESTREAM_CRASH_TRIALS` (default 6) sets how many crash trials run; the seed is printed
 //! (`LITESTREAM_CRASH_SEED` replays).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};

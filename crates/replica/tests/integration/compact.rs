@@ -2,7 +2,7 @@
 //! a model of the database at each TXID, through our reader and through Go's
 //! `litestream restore` (0.5.17).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -1,6 +1,6 @@
 //! Legacy (ltx 0.5.0–0.5.1) page frames: flags 0 and one LZ4 frame per page.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 

@@ -1,6 +1,6 @@
 //! Property tests: encode → decode round trips over random headers and page sets.
 
-mod common;
+use crate::common;
 
 use common::{be_u32, crc64_go_iso, random_page, vector_page};
 use ltx::*;

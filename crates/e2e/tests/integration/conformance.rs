@@ -24,7 +24,7 @@
 //!
 //! `LITESTREAM_RACE_ROUNDS` (default 2) sets the race rounds.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;

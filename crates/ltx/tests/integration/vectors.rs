@@ -1,6 +1,6 @@
 //! Decoding the hex vectors A, B and C of the format doc (§14.2), produced by Go's ltx.
 
-mod common;
+use crate::common;
 
 use common::{be_u32, reseal, vector_a, vector_b, vector_c, vector_page};
 use ltx::*;

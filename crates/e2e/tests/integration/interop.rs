@@ -1,5 +1,5 @@
 //! Interop with the real Go `litestream` 0.5.17 beyond what every backend must do (that is the
-//! conformance suite, tests/conformance.rs): on S3, where the test server counts requests, a
+//! conformance suite, conformance.rs): on S3, where the test server counts requests, a
 //! scan of a table whose pages are scattered takes few GETs, and the first query after an open
 //! fetches only the pages below the roots.
 

@@ -1,5 +1,4 @@
 //! Helpers shared by the integration tests.
-#![allow(dead_code)]
 
 /// Parses an `xxd`-style dump ("00000010: 4c 54 ...") and checks each line's offset.
 pub fn parse_dump(dump: &str) -> Vec<u8> {

@@ -45,7 +45,7 @@ fn file_hasher_streams_like_one_crc() {
     assert_eq!(FileHasher::new().finish(), CHECKSUM_FLAG);
 }
 
-mod common;
+use crate::common;
 
 proptest::proptest! {
     /// The SIMD CRC (`crc-fast`) agrees with the `crc` crate's table CRC on any bytes, in one

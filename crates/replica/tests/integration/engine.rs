@@ -1,6 +1,6 @@
 //! The engine against replicas on local disk (`file://`), built with our own encoder.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! large merges through spool files; either way the file in the replica is the one the
 //! in-memory path would have written, the fence still holds, and no spool file is left behind.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::sync::Arc;

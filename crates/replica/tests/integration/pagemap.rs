@@ -210,7 +210,7 @@ fn index_tail(index: &[ltx::PageIndexEntry]) -> (u64, Vec<u8>) {
 
 /// Figures for docs/architecture.md: bytes a page and the cost of one 10-page apply, before
 /// (the decoded index as `ltx` returns it, plus the old whole-vector map re-run) and after.
-/// `cargo test --release -p replica --test pagemap -- --ignored --nocapture`
+/// `cargo test --release -p replica --test integration pagemap -- --ignored --nocapture`
 #[test]
 #[ignore]
 fn measure() {

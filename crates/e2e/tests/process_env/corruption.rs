@@ -24,21 +24,6 @@ use rusqlite::ErrorCode;
 use testkit::golitestream::{ReplicaTarget, ReplicateOpts, Replicator};
 use testkit::{PrimaryDb, S3Server};
 
-/// The process-wide log file: the extension reads `LITESTREAM_LOG_FILE` once, when it is
-/// loaded, so it is set before the first open of this test binary.
-fn log_path() -> &'static PathBuf {
-    static LOG: OnceLock<PathBuf> = OnceLock::new();
-    LOG.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("corruption-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let log = dir.join("litestream.log");
-        std::env::set_var("LITESTREAM_LOG_FILE", &log);
-        std::env::set_var("LITESTREAM_LOG_LEVEL", "info");
-        e2e::load_extension().expect("extension loads");
-        log
-    })
-}
-
 fn history() -> &'static EncodedHistory {
     static H: OnceLock<EncodedHistory> = OnceLock::new();
     H.get_or_init(|| EncodedHistory::build(6).expect("history builds"))
@@ -91,7 +76,7 @@ impl Lab {
     }
 
     fn with(extra: &'static str) -> Result<Lab> {
-        log_path();
+        crate::log_path();
         let root = tempfile::tempdir()?;
         let server = S3Server::start(root.path())?;
         server.create_bucket("bucket")?;
@@ -214,7 +199,7 @@ fn read_at(
             match e.sqlite_error_code() {
                 Some(ErrorCode::SystemIoFailure | ErrorCode::DatabaseBusy) => {
                     // The log line is written before SQLite sees the error code.
-                    let log = std::fs::read_to_string(log_path()).unwrap_or_default();
+                    let log = std::fs::read_to_string(crate::log_path()).unwrap_or_default();
                     if log.contains(key_marker) {
                         (Outcome::ReadErrorNamed, e.to_string())
                     } else {
@@ -661,7 +646,7 @@ fn go_case(
         // Only the final state is known; any other complete read is a wrong one.
         Ok(_) => (Outcome::Wrong, "rows differ from the primary".into()),
         Err(e) => {
-            let log = std::fs::read_to_string(log_path()).unwrap_or_default();
+            let log = std::fs::read_to_string(crate::log_path()).unwrap_or_default();
             match e.sqlite_error_code() {
                 Some(ErrorCode::SystemIoFailure | ErrorCode::DatabaseBusy)
                     if log.contains(&marker) =>

@@ -1,6 +1,6 @@
 //! `compact`: the merge of consecutive files, against hand-made cases and a naive model.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

@@ -1,9 +1,6 @@
 //! Helpers shared by the write tests and the conformance suite: comparing databases, the Go
 //! restore, and `vfs-writer` child processes (whose path only integration tests know).
 
-// Each test crate that includes this module uses its own subset.
-#![allow(dead_code)]
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::path::Path;

@@ -5,7 +5,7 @@
 //! timer, so intervals, back-offs and stalls pass in no real time; the tests assert versions,
 //! counters and data, never how long anything took.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

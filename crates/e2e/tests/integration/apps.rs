@@ -44,19 +44,6 @@ PRAGMA auto_vacuum;
 SELECT count(*), sum(length(v)) FROM t;
 ";
 
-/// A replica of a small table, written by our writer through the sqlite3 shell (uploaded when
-/// the shell closes it).
-fn small_replica(dir: &Path) -> Result<ReplicaTarget> {
-    let target = ReplicaTarget::file(&dir.join("replica"))?;
-    e2e::shell_write(
-        &target.url(),
-        &dir.join("setup.buffer"),
-        "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT NOT NULL);\n\
-         INSERT INTO t(v) SELECT hex(randomblob(50)) FROM generate_series(1, 200);",
-    )?;
-    Ok(target)
-}
-
 /// A plain copy of the replica's newest state in rollback mode, for SQLite's own answers.
 fn plain_copy(target: &ReplicaTarget, path: &Path) -> Result<()> {
     restore(target, path, &RestoreOpts::default())?;
@@ -72,7 +59,7 @@ fn transcript(open: &str, script: &str) -> Result<String> {
 #[test]
 fn connect_pragmas_answer_as_on_a_vfs_without_shared_memory() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let target = small_replica(dir.path())?;
+    let target = e2e::small_replica(dir.path())?;
     let url = uri_encode(&target.url());
     let buffer = uri_encode(&dir.path().join("app.buffer").display().to_string());
     let (ro, rw) = (dir.path().join("ro.db"), dir.path().join("rw.db"));
@@ -294,44 +281,6 @@ fn vacuum_into_exports_the_state_read_as_litestream_restore_does() -> Result<()>
         objects(&dir.path().join("replica"))?,
         before,
         "the replica was not touched"
-    );
-    Ok(())
-}
-
-#[test]
-fn the_vfs_named_at_open_serves_the_replica_and_attached_files_stay_local() -> Result<()> {
-    let dir = tempfile::tempdir()?;
-    let target = small_replica(dir.path())?;
-    e2e::load_extension()?;
-    // `sqlite3_open_v2(name, flags, "litestream")`, configured by the environment: the name
-    // has no URI parameter saying it is a replica. (Every other test names its replica in the
-    // URI, which wins over this variable, and the child processes run without it.)
-    std::env::set_var("LITESTREAM_REPLICA_URL", target.url());
-    let name = dir.path().join("app.db");
-    let opened = Connection::open_with_flags_and_vfs(
-        &name,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_CREATE,
-        c"litestream",
-    );
-    std::env::remove_var("LITESTREAM_REPLICA_URL");
-    let conn = opened?;
-    let want = snapshot(&go_restore(&target, dir.path(), "restored.db")?)?;
-    assert_eq!(
-        snapshot(&conn)?,
-        want,
-        "the connection's own database is the replica"
-    );
-    assert!(!name.exists(), "no local file of the replica's name");
-
-    let copy = dir.path().join("copy.db");
-    conn.execute("VACUUM INTO ?1", [copy.display().to_string()])?;
-    assert_eq!(snapshot(&Connection::open(&copy)?)?, want);
-    let local = dir.path().join("local.db");
-    conn.execute("ATTACH ?1 AS loc", [local.display().to_string()])?;
-    conn.execute_batch("CREATE TABLE loc.x AS SELECT id FROM t WHERE id <= 5; DETACH loc;")?;
-    assert_eq!(
-        dump(&Connection::open(&local)?, "SELECT count(*) FROM x")?,
-        vec![vec!["Integer(5)".to_string()]]
     );
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! range agree byte for byte with the in-memory forms, and a failing writer or source is an
 //! error, never a short file taken for a whole one.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 

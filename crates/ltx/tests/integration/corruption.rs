@@ -1,6 +1,6 @@
 //! Corrupted and truncated files must be rejected, never panic, never yield different pages.
 
-mod common;
+use crate::common;
 
 use common::{random_page, vector_a, vector_b, vector_c, vector_page};
 use ltx::*;
