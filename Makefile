@@ -20,10 +20,12 @@ dist: build
 # the sqlite3 shell, interop with the Go litestream 0.5.17 tools, fault injection, corruption,
 # security, the fuzz corpus replay (docs/reliability.md), the setup's decisions and the packages of
 # `make dist` installed with pip and npm, then a short fuzz run; formatting is checked first and
-# clippy's lint wall (Cargo.toml [workspace.lints], the product crates' lib.rs) last.
+# clippy's lint wall (Cargo.toml [workspace.lints], the product crates' lib.rs) last. The test
+# binaries build with the `ci` profile (release without LTO, Cargo.toml); the extension they load
+# is the release build.
 test: dist
 	$(CARGO) fmt --all -- --check
-	$(CARGO) test --release --workspace --no-fail-fast
+	$(CARGO) test --profile ci --workspace --no-fail-fast
 	@$(MAKE) --no-print-directory fuzz-smoke
 	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
 

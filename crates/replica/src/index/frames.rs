@@ -210,8 +210,10 @@ impl FrameIndexBuilder {
             (Some(w), _) => w.push(e.size),
             (None, Ok(narrow)) => self.narrow.push(narrow),
             (None, Err(_)) => {
-                let mut w: Vec<u32> = self.narrow.drain(..).map(u32::from).collect();
-                self.narrow = Vec::new();
+                let mut w: Vec<u32> = std::mem::take(&mut self.narrow)
+                    .into_iter()
+                    .map(u32::from)
+                    .collect();
                 w.push(e.size);
                 self.wide = Some(w);
             }

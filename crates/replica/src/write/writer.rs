@@ -103,15 +103,7 @@ impl Writer {
     ) -> Result<Writer> {
         let (buffer, records) = Buffer::open(&opts.buffer_path, replica_url, base.txid())?;
         let mut base_txid = buffer.base_txid;
-        let mut commits: Vec<(std::ops::Range<u64>, Commit)> = Vec::new();
-        let mut intent: Option<Intent> = None;
-        for (at, rec) in records {
-            match rec {
-                Record::Commit(c) => commits.push((at, c)),
-                Record::Intent(i) if i.txid == base_txid + 1 => intent = Some(i),
-                Record::Intent(_) => {}
-            }
-        }
+        let (mut commits, intents) = replay(base_txid, records);
         let remote_txid = base.txid();
         let aside = |buffer: Buffer, n: usize, why: String| -> Error {
             match buffer.set_aside() {
@@ -145,19 +137,22 @@ impl Writer {
             return Err(aside(buffer, commits.len(), why));
         }
         // A crash between the PUT and the buffer rewrite: the file of that TXID is ours exactly
-        // when its checksum is the one the intent recorded.
-        if let Some(i) = intent.filter(|i| remote_txid >= i.txid) {
-            match remote_checksum(core, i.txid).await {
-                Ok(Some(theirs)) if theirs == i.checksum => {
-                    tracing::info!(
-                        txid = format!("{:016x}", i.txid),
-                        "write buffer: the last upload before the crash had succeeded"
-                    );
-                    commits.retain(|(_, c)| c.seq > i.last_seq);
-                    base_txid = i.txid;
-                }
-                Ok(_) | Err(Error::NotFound { .. }) => {}
+        // when its checksum is one an intent recorded. Any attempt counts, not only the last: a
+        // retry after a lost response records its own intent, then finds the first one's file.
+        if !intents.is_empty() && remote_txid > base_txid {
+            let txid = base_txid + 1;
+            let theirs = match remote_checksum(core, txid).await {
+                Ok(sum) => sum,
+                Err(Error::NotFound { .. }) => None,
                 Err(e) => return Err(e),
+            };
+            if let Some(i) = intents.iter().find(|i| Some(i.checksum) == theirs) {
+                tracing::info!(
+                    txid = format!("{txid:016x}"),
+                    "write buffer: the last upload before the crash had succeeded"
+                );
+                commits.retain(|(_, c)| c.seq > i.last_seq);
+                base_txid = txid;
             }
         }
         if remote_txid != base_txid {
@@ -520,9 +515,74 @@ impl Writer {
     }
 }
 
+/// A buffer's commits, with the bytes each occupies, and the intents of the upload of
+/// `base_txid + 1` (older intents are of uploads the base already includes).
+type Replayed = (Vec<(std::ops::Range<u64>, Commit)>, Vec<Intent>);
+
+fn replay(base_txid: u64, records: Vec<crate::write::buffer::Located>) -> Replayed {
+    let mut commits = Vec::new();
+    let mut intents = Vec::new();
+    for (at, rec) in records {
+        match rec {
+            Record::Commit(c) => commits.push((at, c)),
+            Record::Intent(i) if i.txid == base_txid + 1 => intents.push(i),
+            Record::Intent(_) => {}
+        }
+    }
+    (commits, intents)
+}
+
 /// Where this writer spools a large upload: beside its buffer, on the disk it already writes.
 fn spool_path(buffer: &std::path::Path) -> std::path::PathBuf {
     let mut p = buffer.as_os_str().to_owned();
     p.push(".upload");
     p.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn commit(seq: u64, at: u64) -> (std::ops::Range<u64>, Record) {
+        let c = Commit {
+            seq,
+            commit: 1,
+            page_size: 512,
+            ts_ms: 0,
+            pages: vec![(1, at + 40)],
+        };
+        (at..at + 600, Record::Commit(c))
+    }
+
+    fn intent(txid: u64, last_seq: u64, checksum: u64) -> (std::ops::Range<u64>, Record) {
+        let i = Intent {
+            txid,
+            last_seq,
+            checksum,
+        };
+        (0..0, Record::Intent(i))
+    }
+
+    #[test]
+    fn every_attempt_at_the_next_txid_is_kept_and_older_intents_are_not() {
+        let (commits, intents) = replay(
+            10,
+            vec![
+                intent(10, 0, 0x1),
+                commit(1, 100),
+                intent(11, 1, 0xa),
+                commit(2, 700),
+                intent(11, 2, 0xb),
+            ],
+        );
+        let seqs: Vec<u64> = commits.iter().map(|(_, c)| c.seq).collect();
+        assert_eq!(seqs, vec![1, 2]);
+        assert_eq!(commits[1].0, 700..1300);
+        let sums: Vec<u64> = intents.iter().map(|i| i.checksum).collect();
+        assert_eq!(
+            sums,
+            vec![0xa, 0xb],
+            "a retry does not hide the first attempt"
+        );
+    }
 }
